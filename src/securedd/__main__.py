@@ -1,0 +1,7 @@
+"""``python -m securedd``."""
+
+import sys
+
+from securedd.cli.main import main
+
+sys.exit(main())

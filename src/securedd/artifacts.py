@@ -1,0 +1,273 @@
+"""The distilled-set file: one ``.safetensors`` file, verified on load.
+
+Tensors: ``images`` (N, C, H, W) normalised with the stored dataset spec, ``labels``
+(int64 hard labels, or float (N, K) target distributions for soft labels), optional
+``lrs`` (learned learning rates) and method-specific tensors. The safetensors metadata
+holds one key, ``securedd``, whose value is a JSON document: schema version, method and
+config, dataset spec, IPC, seed, versions, privacy ledger and a SHA-256 over the
+metadata and every tensor. Files are written atomically and their header must be in
+canonical form, so any change to any byte is refused on load.
+
+Example:
+    >>> import tempfile, torch
+    >>> from securedd.data import dataset_spec
+    >>> spec = dataset_spec("digits")
+    >>> path = tempfile.mkdtemp() + "/set.safetensors"
+    >>> art = save_artifact(path, torch.zeros(10, 1, 8, 8), torch.arange(10), spec=spec,
+    ...                     method="random", ipc=1, seed=0)
+    >>> load_artifact(path).sha256 == art.sha256
+    True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from securedd.data.spec import DatasetSpec
+from securedd.errors import ArtifactError
+
+__all__ = ["SCHEMA_VERSION", "Artifact", "atomic_write_bytes", "load_artifact", "save_artifact"]
+
+SCHEMA_VERSION = 1
+METADATA_KEY = "securedd"
+_REQUIRED = ("schema", "method", "dataset", "ipc", "seed", "sha256", "label_kind", "versions")
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A distilled set in memory: tensors plus verified metadata."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    metadata: dict[str, Any]
+    lrs: torch.Tensor | None = None
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def spec(self) -> DatasetSpec:
+        """The dataset spec the images are normalised with."""
+        return DatasetSpec.from_dict(self.metadata["dataset"])
+
+    @property
+    def sha256(self) -> str:
+        """SHA-256 over the metadata and tensors (the artifact's identity)."""
+        return str(self.metadata["sha256"])
+
+    @property
+    def soft_labels(self) -> bool:
+        """True when ``labels`` are (N, K) float target distributions."""
+        return self.labels.is_floating_point()
+
+    @property
+    def method(self) -> str:
+        return str(self.metadata["method"])
+
+    @property
+    def ipc(self) -> int:
+        return int(self.metadata["ipc"])
+
+    def hard_labels(self) -> torch.Tensor:
+        """(N,) int64 class of each image (arg-max for soft labels)."""
+        return self.labels.argmax(1) if self.soft_labels else self.labels
+
+
+def _tensor_bytes(t: torch.Tensor) -> bytes:
+    return t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+
+
+def compute_sha256(tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> str:
+    """SHA-256 over canonical metadata JSON (without ``sha256``) and every tensor's name, dtype, shape and bytes."""
+    digest = hashlib.sha256()
+    meta = {k: v for k, v in metadata.items() if k != "sha256"}
+    digest.update(json.dumps(meta, sort_keys=True, separators=(",", ":")).encode())
+    for name in sorted(tensors):
+        t = tensors[name]
+        digest.update(f"\n{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        digest.update(_tensor_bytes(t))
+    return digest.hexdigest()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the whole new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    try:
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:  # some filesystems cannot fsync a directory
+        pass
+
+
+def _versions() -> dict[str, str]:
+    from securedd import __version__
+
+    return {"securedd": __version__, "torch": torch.__version__.split("+")[0]}
+
+
+def save_artifact(
+    path: str | Path,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    spec: DatasetSpec,
+    method: str,
+    ipc: int,
+    seed: int,
+    lrs: torch.Tensor | None = None,
+    extras: dict[str, torch.Tensor] | None = None,
+    config: dict[str, Any] | None = None,
+    privacy: dict[str, Any] | None = None,
+    info: dict[str, Any] | None = None,
+) -> Artifact:
+    """Write a distilled set atomically and return it as loaded.
+
+    Args:
+        path: the ``.safetensors`` file to write.
+        images: (N, C, H, W) normalised with ``spec``.
+        labels: (N,) int64 classes or (N, K) float target distributions.
+        spec: the dataset spec (stored, so evaluation normalises the test set the same way).
+        method, ipc, seed: recorded as given.
+        lrs: learned learning rates, if any.
+        extras: other method tensors (names must not clash with the above).
+        config: the resolved run configuration.
+        privacy: the privacy ledger (mechanism, epsilon, delta, rounds) when a defence ran.
+        info: further JSON-friendly facts (iterations run, timings...).
+    """
+    _check_tensors(images, labels, spec, Path(path))
+    tensors: dict[str, torch.Tensor] = {
+        "images": images.detach().cpu().float().contiguous(),
+        "labels": labels.detach().cpu().contiguous(),
+    }
+    if lrs is not None:
+        tensors["lrs"] = lrs.detach().cpu().float().reshape(-1).contiguous()
+    for name, t in (extras or {}).items():
+        if name in tensors:
+            raise ValueError(f"extra tensor name '{name}' clashes with a standard tensor")
+        tensors[name] = t.detach().cpu().contiguous()
+    metadata: dict[str, Any] = {
+        "schema": SCHEMA_VERSION,
+        "method": method,
+        "dataset": spec.to_dict(),
+        "ipc": int(ipc),
+        "seed": int(seed),
+        "num_images": int(images.shape[0]),
+        "label_kind": "soft" if labels.is_floating_point() else "hard",
+        "image_space": "normalised: (pixel in [0,1] - dataset.mean) / dataset.std",
+        "config": config or {},
+        "privacy": privacy,
+        "info": info or {},
+        "versions": _versions(),
+    }
+    metadata["sha256"] = compute_sha256(tensors, metadata)
+    blob = st_save(tensors, metadata={METADATA_KEY: json.dumps(metadata, sort_keys=True, separators=(",", ":"))})
+    path = Path(path)
+    atomic_write_bytes(path, blob)
+    return _from_tensors(tensors, metadata, path)
+
+
+def _check_tensors(images: torch.Tensor, labels: torch.Tensor, spec: DatasetSpec, path: Path) -> None:
+    if images.dim() != 4 or tuple(images.shape[1:]) != spec.shape:
+        raise ArtifactError(f"{path}: images must be (N, {', '.join(map(str, spec.shape))}); got {tuple(images.shape)}")
+    n = images.shape[0]
+    if labels.shape[0] != n:
+        raise ArtifactError(f"{path}: {n} images but {labels.shape[0]} labels")
+    if labels.is_floating_point():
+        if labels.dim() != 2 or labels.shape[1] != spec.num_classes:
+            raise ArtifactError(f"{path}: soft labels must be (N, {spec.num_classes}); got {tuple(labels.shape)}")
+    elif labels.dim() != 1 or (n and (int(labels.min()) < 0 or int(labels.max()) >= spec.num_classes)):
+        raise ArtifactError(f"{path}: hard labels must be (N,) integers in [0, {spec.num_classes})")
+
+
+def _from_tensors(tensors: dict[str, torch.Tensor], metadata: dict[str, Any], path: Path | None) -> Artifact:
+    extras = {k: v for k, v in tensors.items() if k not in ("images", "labels", "lrs")}
+    return Artifact(tensors["images"], tensors["labels"], metadata, tensors.get("lrs"), extras, path)
+
+
+def _read_header(data: bytes, path: Path) -> dict[str, Any]:
+    if len(data) < 8:
+        raise ArtifactError(f"{path}: the file is truncated ({len(data)} bytes); it is not a safetensors artifact")
+    (size,) = struct.unpack("<Q", data[:8])
+    if size > len(data) - 8:
+        raise ArtifactError(f"{path}: the header length ({size} bytes) runs past the end of the file: truncated or corrupted")
+    raw = data[8 : 8 + size]
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"{path}: the header is not valid JSON ({exc}): the file is corrupted") from None
+    canonical = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    if raw.rstrip(b" ") != canonical or len(raw) - len(canonical) >= 8:
+        raise ArtifactError(f"{path}: the header is not in canonical form: the file was altered after it was written")
+    if not isinstance(header, dict):
+        raise ArtifactError(f"{path}: the header is not a JSON object: the file is corrupted")
+    return header
+
+
+def load_artifact(path: str | Path) -> Artifact:
+    """Read and verify an artifact.
+
+    Raises:
+        ArtifactError: the file is missing, truncated, corrupted, altered (hash or header
+            mismatch), of an unknown schema, or its tensors do not fit its metadata. The
+            message names the file and what failed.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(f"{path}: no such artifact file")
+    data = path.read_bytes()
+    header = _read_header(data, path)
+    try:
+        tensors = st_load(data)
+    except Exception as exc:  # safetensors raises its own error types
+        raise ArtifactError(f"{path}: the tensor data are unreadable ({exc}): truncated or corrupted") from None
+    meta_text = (header.get("__metadata__") or {}).get(METADATA_KEY)
+    if meta_text is None:
+        raise ArtifactError(f"{path}: no securedd metadata: this safetensors file is not a securedd artifact")
+    try:
+        metadata = json.loads(meta_text)
+    except json.JSONDecodeError as exc:
+        raise ArtifactError(f"{path}: the securedd metadata is not valid JSON ({exc})") from None
+    missing = [k for k in _REQUIRED if k not in metadata]
+    if missing:
+        raise ArtifactError(f"{path}: the metadata lacks {', '.join(missing)}: not a complete securedd artifact")
+    if metadata["schema"] != SCHEMA_VERSION:
+        raise ArtifactError(
+            f"{path}: schema version {metadata['schema']} is not supported (this securedd reads {SCHEMA_VERSION}); "
+            "upgrade securedd or re-create the artifact"
+        )
+    if "images" not in tensors or "labels" not in tensors:
+        raise ArtifactError(f"{path}: the file lacks the 'images' or 'labels' tensor")
+    actual = compute_sha256(tensors, metadata)
+    if actual != metadata["sha256"]:
+        raise ArtifactError(
+            f"{path}: SHA-256 mismatch (recorded {str(metadata['sha256'])[:16]}..., computed {actual[:16]}...): "
+            "the tensors or metadata were changed after the artifact was written"
+        )
+    try:
+        spec = DatasetSpec.from_dict(metadata["dataset"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ArtifactError(f"{path}: the dataset spec in the metadata is invalid ({exc})") from None
+    _check_tensors(tensors["images"], tensors["labels"], spec, path)
+    return _from_tensors(tensors, metadata, path)

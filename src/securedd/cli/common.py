@@ -1,0 +1,70 @@
+"""Flags shared by the subcommands and turning them into a :class:`RunConfig`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from securedd.config import RunConfig, apply_overrides, config_to_toml, load_config
+
+__all__ = ["add_data_flags", "add_run_flags", "build_config", "echo", "examples", "print_config"]
+
+
+def examples(*lines: str) -> str:
+    """An ``--help`` epilog listing runnable examples."""
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def add_data_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-root", metavar="DIR", help="dataset folder (default: $SECUREDD_DATA, then ~/.cache/securedd/data)")
+    p.add_argument("--download", action="store_true", help="let torchvision download a missing dataset")
+    p.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (default: cpu)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars, no resolved config")
+
+
+def add_run_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE", help="TOML config file (see configs/)")
+    p.add_argument("--dataset", help="dataset name, imagefolder:PATH or npz:PATH (securedd list datasets)")
+    p.add_argument("--method", help="distillation method (securedd list methods)")
+    p.add_argument("--ipc", type=int, help="images per class")
+    p.add_argument("--model", help="model the method uses (securedd list models)")
+    p.add_argument("--seed", type=int, help="run seed (same seed, same artifact)")
+    add_data_flags(p)
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. method.iterations=3")
+
+
+def build_config(args: argparse.Namespace) -> RunConfig:
+    """Config file, then the dotted overrides, then the explicit flags (flags win)."""
+    cfg = load_config(getattr(args, "config", None))
+    overrides = list(getattr(args, "overrides", None) or [])
+    flag_keys = {"dataset": "data.name", "method": "method.name", "ipc": "method.ipc", "model": "model",
+                 "seed": "seed", "device": "device", "data_root": "data.root"}
+    for flag, key in flag_keys.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            overrides.append(f"{key}={_toml_value(value)}")
+    if getattr(args, "download", False):
+        overrides.append("data.download=true")
+    return apply_overrides(cfg, overrides)
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, int):
+        return str(value)
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def echo(*parts: object, err: bool = False) -> None:
+    """Print for people (the library itself never prints)."""
+    print(*parts, file=sys.stderr if err else sys.stdout, flush=True)
+
+
+def print_config(cfg: RunConfig, quiet: bool) -> None:
+    if not quiet:
+        echo("# resolved config\n" + config_to_toml(cfg).rstrip() + "\n")
+
+
+def default_out(cfg: RunConfig) -> Path:
+    name = Path(cfg.data.name.split(":", 1)[-1]).name or "data"
+    return Path("out") / f"{name}_{cfg.method.name}_ipc{cfg.method.ipc}_seed{cfg.seed}.safetensors"

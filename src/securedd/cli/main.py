@@ -1,0 +1,60 @@
+"""The ``securedd`` command: parse, dispatch, turn library errors into clear messages."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from securedd import __version__
+from securedd.cli import demo_cmd, distill_cmd, evaluate_cmd, list_cmd, show_cmd
+from securedd.cli.common import examples
+from securedd.errors import SecureddError
+from securedd.rng import seed_globals
+
+SUBCOMMANDS = (demo_cmd, distill_cmd, evaluate_cmd, show_cmd, list_cmd)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="securedd",
+        description="Secure dataset distillation: condense an image dataset into a few synthetic images, "
+                    "store them as a verified artifact, and evaluate them.",
+        epilog=examples(
+            "securedd demo",
+            "securedd list methods",
+            "securedd distill --dataset digits --method herding --ipc 10 --out digits.safetensors",
+            "securedd evaluate digits.safetensors --runs 3",
+            "securedd show digits.safetensors",
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"securedd {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in SUBCOMMANDS:
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code (0 ok, 2 bad input, 130 interrupted)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    logging.basicConfig(level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    seed_globals(getattr(args, "seed", None) or 0)
+    try:
+        return int(args.run(args))
+    except SecureddError as exc:
+        print(f"securedd {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"securedd {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

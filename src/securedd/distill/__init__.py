@@ -1,0 +1,7 @@
+"""Distillation methods on one shared loop; importing this registers them all."""
+
+from securedd.distill import coreset as _coreset  # noqa: F401  (registers the methods)
+from securedd.distill.base import METHODS, DistillContext, DistillResult, Method, list_methods, run_method
+from securedd.distill.synthetic import SyntheticSet
+
+__all__ = ["METHODS", "DistillContext", "DistillResult", "Method", "SyntheticSet", "list_methods", "run_method"]

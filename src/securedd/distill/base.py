@@ -1,0 +1,233 @@
+"""The shared distillation loop and the method protocol.
+
+A method registers under a short key and implements three things: how the synthetic set
+starts (:meth:`Method.init_synthetic`), which optimiser updates it
+(:meth:`Method.optimizer`) and, per iteration, the losses to step on
+(:meth:`Method.losses`, a generator so a method can do work between its steps). The loop
+owns iteration, seeding, optimiser steps, checkpoints, progress and callbacks. Coreset
+methods have zero iterations: their ``init_synthetic`` is the whole selection.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from tqdm.auto import tqdm
+
+from securedd.artifacts import atomic_write_bytes
+from securedd.config import RunConfig, config_to_dict
+from securedd.data.sampler import ClassBalancedSampler, check_ipc
+from securedd.data.spec import RealData
+from securedd.distill.synthetic import SyntheticSet
+from securedd.errors import ConfigError, did_you_mean
+from securedd.models import create_model
+from securedd.registry import Registry
+from securedd.rng import make_generator
+
+__all__ = ["METHODS", "DistillContext", "DistillResult", "Method", "NoParams", "list_methods", "run_method"]
+
+log = logging.getLogger(__name__)
+
+METHODS: Registry[type["Method"]] = Registry("method")
+
+
+@dataclass(frozen=True)
+class NoParams:
+    """A method without hyper-parameters of its own."""
+
+
+class DistillContext:
+    """What a method may use: the real data, its spec, IPC, device and named generators.
+
+    ``generator(purpose)`` returns the run's generator for that purpose, created on first
+    use from the run seed; the loop checkpoints all of them.
+    """
+
+    def __init__(self, config: RunConfig, real: RealData) -> None:
+        self.config = config
+        self.device = torch.device(config.device)
+        self.real = real.to(self.device)
+        self.spec = real.spec
+        self.ipc = config.method.ipc
+        self.seed = config.seed
+        self._generators: dict[str, torch.Generator] = {}
+        self.sampler = ClassBalancedSampler(self.real, self.generator("sampler"))
+
+    def generator(self, purpose: str) -> torch.Generator:
+        """The generator for ``purpose`` (created from the seed on first use)."""
+        if purpose not in self._generators:
+            self._generators[purpose] = make_generator(self.seed, purpose, device=self.device)
+        return self._generators[purpose]
+
+    def new_model(self, name: str | None = None, purpose: str = "model", **kwargs: Any) -> torch.nn.Module:
+        """A freshly initialised model (default: the run's model) drawn from ``generator(purpose)``."""
+        model = create_model(
+            name or self.config.model, self.spec.shape, self.spec.num_classes,
+            generator=self.generator(purpose), **kwargs,
+        )
+        return model.to(self.device)
+
+    def generator_states(self) -> dict[str, torch.Tensor]:
+        return {k: g.get_state() for k, g in self._generators.items()}
+
+    def load_generator_states(self, states: Mapping[str, torch.Tensor]) -> None:
+        for k, state in states.items():
+            self.generator(k).set_state(state)
+
+
+class Method:
+    """Base class of distillation methods (see the module docstring)."""
+
+    name: ClassVar[str] = ""
+    Params: ClassVar[type] = NoParams
+    default_iterations: ClassVar[int] = 0
+    demo_rank: ClassVar[int] = 0  # the demo picks the highest-ranked method
+
+    def __init__(self, params: Any, ctx: DistillContext) -> None:
+        self.params = params
+        self.ctx = ctx
+
+    @classmethod
+    def parse_params(cls, values: Mapping[str, Any]) -> Any:
+        """Build ``cls.Params`` from a dict, with a clear error for unknown keys or bad types."""
+        fields = {f.name: f for f in dataclasses.fields(cls.Params)}
+        for key in values:
+            if key not in fields:
+                valid = ", ".join(fields) or "none"
+                raise ConfigError(
+                    f"method '{cls.name}' has no setting '{key}'.{did_you_mean(key, fields)} Its settings: {valid}."
+                )
+        kwargs = {}
+        for key, value in values.items():
+            default = fields[key].default
+            if isinstance(default, bool) and not isinstance(value, bool):
+                raise ConfigError(f"method.{key} must be true or false; got {value!r}")
+            if isinstance(default, int | float) and not isinstance(default, bool):
+                try:
+                    value = type(default)(value)
+                except (TypeError, ValueError):
+                    raise ConfigError(f"method.{key} must be a number; got {value!r}") from None
+            kwargs[key] = value
+        return cls.Params(**kwargs)
+
+    def init_synthetic(self) -> SyntheticSet:
+        """The starting synthetic set (for coresets: the selected real images)."""
+        raise NotImplementedError
+
+    def optimizer(self, syn: SyntheticSet) -> torch.optim.Optimizer | None:
+        """The optimiser over the learnable synthetic tensors (``None``: nothing is learned)."""
+        return None
+
+    def losses(self, syn: SyntheticSet, iteration: int) -> Iterator[torch.Tensor]:
+        """The losses of one iteration; the loop takes an optimiser step on each."""
+        return iter(())
+
+
+@dataclass
+class DistillResult:
+    """A finished run: the synthetic set, the method's resolved params and a loss history."""
+
+    synthetic: SyntheticSet
+    method: str
+    params: dict[str, Any]
+    iterations: int
+    history: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def list_methods() -> list[str]:
+    """Registered method names."""
+    return METHODS.names()
+
+
+def _checkpoint_bytes(it: int, syn: SyntheticSet, opt: torch.optim.Optimizer | None, ctx: DistillContext,
+                      history: list[float]) -> bytes:
+    buf = io.BytesIO()
+    torch.save({
+        "iteration": it,
+        "tensors": {k: v.detach().cpu() for k, v in syn.tensors().items()},
+        "optimizer": opt.state_dict() if opt is not None else None,
+        "generators": {k: v.cpu() for k, v in ctx.generator_states().items()},
+        "history": history,
+    }, buf)
+    return buf.getvalue()
+
+
+def run_method(
+    config: RunConfig,
+    real: RealData,
+    *,
+    progress: bool = True,
+    checkpoint: str | Path | None = None,
+    resume: bool = False,
+    callbacks: tuple[Callable[[int, float, SyntheticSet], None], ...] = (),
+) -> DistillResult:
+    """Run the configured method on ``real`` and return the synthetic set.
+
+    Args:
+        config: the run configuration (``config.method`` picks the method).
+        real: the real training data.
+        progress: show a progress bar over iterations.
+        checkpoint: where to write checkpoints every ``config.method.checkpoint_every``
+            iterations (atomically); with ``resume``, where to resume from.
+        resume: continue from ``checkpoint`` if it exists.
+        callbacks: called as ``cb(iteration, loss, synthetic)`` after each iteration.
+    """
+    method_cls = METHODS.get(config.method.name)
+    params = method_cls.parse_params(config.method.params)
+    check_ipc(real, config.method.ipc)
+    ctx = DistillContext(config, real)
+    method = method_cls(params, ctx)
+    iterations = config.method.iterations if config.method.iterations is not None else method_cls.default_iterations
+    if iterations < 0:
+        raise ConfigError(f"method.iterations must be >= 0; got {iterations}")
+    start = time.perf_counter()
+    syn = method.init_synthetic()
+    opt = method.optimizer(syn)
+    history: list[float] = []
+    first = 0
+    ckpt_path = Path(checkpoint) if checkpoint is not None else None
+    if resume and ckpt_path is not None and ckpt_path.is_file():
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        syn.load_tensors(state["tensors"])
+        if opt is not None and state["optimizer"] is not None:
+            opt.load_state_dict(state["optimizer"])
+        ctx.load_generator_states(state["generators"])
+        history, first = list(state["history"]), int(state["iteration"])
+        log.info("resumed from %s at iteration %d", ckpt_path, first)
+    every = config.method.checkpoint_every
+    bar = tqdm(range(first, iterations), desc=f"distill {method_cls.name}", disable=not progress or iterations == 0,
+               initial=first, total=iterations)
+    for it in bar:
+        total, steps = 0.0, 0
+        for loss in method.losses(syn, it):
+            if opt is not None:
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            total += float(loss.detach())
+            steps += 1
+        history.append(total / max(steps, 1))
+        bar.set_postfix(loss=f"{history[-1]:.4f}")
+        for cb in callbacks:
+            cb(it, history[-1], syn)
+        if ckpt_path is not None and every > 0 and (it + 1) % every == 0 and it + 1 < iterations:
+            atomic_write_bytes(ckpt_path, _checkpoint_bytes(it + 1, syn, opt, ctx, history))
+    return DistillResult(syn, method_cls.name, dataclasses.asdict(params), iterations, history,
+                         time.perf_counter() - start)
+
+
+def resolved_config(config: RunConfig, result: DistillResult) -> dict[str, Any]:
+    """The run config with the method's defaults filled in (what the artifact records)."""
+    values = config_to_dict(config)
+    values["method"]["params"] = result.params
+    values["method"]["iterations"] = result.iterations
+    return values

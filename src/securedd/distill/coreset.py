@@ -1,0 +1,128 @@
+"""Coreset baselines: pick real images instead of learning new ones.
+
+``random`` takes random real images per class; ``herding`` and ``kcenter`` select in the
+feature space of a ConvNet briefly trained on the real data (``embed_steps`` SGD steps;
+0 keeps a random network). Each touches real data only to select, and the selected
+images go into the artifact as they are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from securedd.distill.base import METHODS, DistillContext, Method, NoParams
+from securedd.distill.synthetic import SyntheticSet, class_labels
+
+__all__ = ["HerdingMethod", "KCenterMethod", "RandomMethod", "herding_select", "kcenter_select"]
+
+
+@METHODS.register("random")
+class RandomMethod(Method):
+    """Random real images, ``ipc`` per class (the field's baseline)."""
+
+    name = "random"
+    Params = NoParams
+    demo_rank = 0
+
+    def init_synthetic(self) -> SyntheticSet:
+        ctx = self.ctx
+        index = torch.cat([ctx.sampler.indices(c, ctx.ipc) for c in range(ctx.spec.num_classes)])
+        index = index.to(ctx.device)
+        return SyntheticSet(ctx.real.images[index].clone(), class_labels(ctx.spec.num_classes, ctx.ipc, ctx.device))
+
+
+@dataclass(frozen=True)
+class EmbeddingParams:
+    """Settings of the feature extractor used for selection."""
+
+    embed_model: str = "convnet"
+    embed_steps: int = 300
+    embed_batch: int = 64
+    embed_lr: float = 0.01
+
+
+def train_embedder(ctx: DistillContext, params: EmbeddingParams) -> torch.nn.Module:
+    """A ``params.embed_model`` trained for ``embed_steps`` SGD steps on random real batches."""
+    model = ctx.new_model(params.embed_model, purpose="embed/init")
+    gen = ctx.generator("embed/batches")
+    opt = torch.optim.SGD(model.parameters(), lr=params.embed_lr, momentum=0.9, weight_decay=5e-4)
+    model.train()
+    n = len(ctx.real)
+    for _ in range(params.embed_steps):
+        index = torch.randint(n, (min(params.embed_batch, n),), generator=gen, device=gen.device).to(ctx.device)
+        loss = F.cross_entropy(model(ctx.real.images[index]), ctx.real.labels[index])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return model.eval()
+
+
+@torch.no_grad()
+def embed_all(model: torch.nn.Module, images: torch.Tensor, batch: int = 1024) -> torch.Tensor:
+    """(N, D) features of every image, batched."""
+    return torch.cat([model.embed(images[i : i + batch]) for i in range(0, len(images), batch)])
+
+
+def herding_select(features: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices of ``k`` rows whose running mean tracks the mean of ``features`` (N, D) greedily."""
+    mu = features.mean(0)
+    chosen: list[int] = []
+    running = torch.zeros_like(mu)
+    taken = torch.zeros(len(features), dtype=torch.bool, device=features.device)
+    for step in range(1, k + 1):
+        dist = ((mu - (running + features) / step) ** 2).sum(1)
+        dist[taken] = float("inf")
+        j = int(dist.argmin())
+        chosen.append(j)
+        taken[j] = True
+        running += features[j]
+    return torch.tensor(chosen, dtype=torch.long)
+
+
+def kcenter_select(features: torch.Tensor, k: int) -> torch.Tensor:
+    """Greedy k-center: start at the row nearest the mean, then add the farthest row each time."""
+    first = int(((features - features.mean(0)) ** 2).sum(1).argmin())
+    chosen = [first]
+    min_dist = torch.cdist(features, features[first : first + 1]).squeeze(1)
+    for _ in range(k - 1):
+        j = int(min_dist.argmax())
+        chosen.append(j)
+        min_dist = torch.minimum(min_dist, torch.cdist(features, features[j : j + 1]).squeeze(1))
+    return torch.tensor(chosen, dtype=torch.long)
+
+
+class _FeatureCoreset(Method):
+    Params = EmbeddingParams
+    select = staticmethod(herding_select)
+
+    def init_synthetic(self) -> SyntheticSet:
+        ctx = self.ctx
+        model = train_embedder(ctx, self.params)
+        chosen = []
+        for c in range(ctx.spec.num_classes):
+            pool = ctx.sampler.class_indices(c).to(ctx.device)
+            feats = embed_all(model, ctx.real.images[pool])
+            chosen.append(pool[type(self).select(feats, ctx.ipc).to(ctx.device)])
+        index = torch.cat(chosen)
+        return SyntheticSet(ctx.real.images[index].clone(), class_labels(ctx.spec.num_classes, ctx.ipc, ctx.device))
+
+
+@METHODS.register("herding")
+class HerdingMethod(_FeatureCoreset):
+    """Herding: per class, images whose running feature mean tracks the class mean."""
+
+    name = "herding"
+    select = staticmethod(herding_select)
+    demo_rank = 2
+
+
+@METHODS.register("kcenter")
+class KCenterMethod(_FeatureCoreset):
+    """Greedy k-center: per class, images that cover the class in feature space."""
+
+    name = "kcenter"
+    select = staticmethod(kcenter_select)
+    demo_rank = 1

@@ -1,0 +1,256 @@
+"""The evaluation protocol (REFERENCE section 2): train fresh models on a set, test on real data.
+
+SGD (lr 0.01 or the learned lr, momentum 0.9, weight decay 5e-4), batch 256, 1000 epochs
+with DSA or 300 without, the lr divided by 10 once at half-way, and one test at the end:
+final accuracy only, never the best on test.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from securedd.data.augment import DSA
+from securedd.data.spec import RealData
+from securedd.errors import MismatchError
+from securedd.evaluate.fairness import class_variance
+from securedd.models import create_model
+from securedd.rng import make_generator
+
+__all__ = ["ArchReport", "EvalReport", "ModelScore", "TrainSettings", "evaluate_set", "score_model", "train_model"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """How a fresh model is trained on a (small) set."""
+
+    epochs: int = 1000
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    batch_size: int = 256
+    dsa_strategy: str | None = None  # None: no augmentation
+
+
+@dataclass(frozen=True)
+class ModelScore:
+    """One trained model's result on the test split."""
+
+    accuracy: float  # %
+    loss: float
+    per_class_accuracy: torch.Tensor  # (K,) %
+    per_class_loss: torch.Tensor  # (K,)
+    seconds: float = 0.0
+
+
+def _loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    if targets.is_floating_point():  # soft labels: target distributions
+        return -(targets * F.log_softmax(logits, dim=1)).sum(1).mean()
+    return F.cross_entropy(logits, targets)
+
+
+def train_model(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    settings: TrainSettings,
+    generator: torch.Generator,
+) -> torch.nn.Module:
+    """Train ``model`` in place on ``images`` (N, C, H, W) and ``labels`` (hard or soft)."""
+    opt = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=settings.momentum,
+                          weight_decay=settings.weight_decay)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[settings.epochs // 2], gamma=0.1)
+    dsa = DSA(settings.dsa_strategy) if settings.dsa_strategy else None
+    n = images.shape[0]
+    model.train()
+    for _ in range(settings.epochs):
+        order = torch.randperm(n, generator=generator, device=generator.device).to(images.device)
+        for start in range(0, n, settings.batch_size):
+            index = order[start : start + settings.batch_size]
+            x = images[index]
+            if dsa is not None:
+                x = dsa(x, generator)
+            loss = _loss(model(x), labels[index])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        sched.step()
+    return model
+
+
+def replay_steps(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    lrs: torch.Tensor,
+    steps: int,
+) -> torch.nn.Module:
+    """Apply a learned per-step schedule (DD): step ``i`` is one plain GD step on image chunk
+    ``i % steps`` with learning rate ``lrs[i]``."""
+    if images.shape[0] % steps:
+        raise MismatchError(f"{images.shape[0]} images cannot be split into {steps} equal steps")
+    chunks_x, chunks_y = images.chunk(steps), labels.chunk(steps)
+    model.train()
+    for i, lr in enumerate(lrs.tolist()):
+        loss = _loss(model(chunks_x[i % steps]), chunks_y[i % steps])
+        grads = torch.autograd.grad(loss, list(model.parameters()))
+        with torch.no_grad():
+            for p, g in zip(model.parameters(), grads):
+                p.sub_(lr * g)
+    return model
+
+
+@torch.no_grad()
+def score_model(model: torch.nn.Module, test: RealData, batch_size: int = 2048) -> ModelScore:
+    """Accuracy and loss on ``test``, overall and per class."""
+    model.eval()
+    k = test.spec.num_classes
+    losses, correct = [], []
+    for start in range(0, len(test), batch_size):
+        logits = model(test.images[start : start + batch_size])
+        y = test.labels[start : start + batch_size]
+        losses.append(F.cross_entropy(logits, y, reduction="none"))
+        correct.append((logits.argmax(1) == y).double())
+    loss, hit = torch.cat(losses).double().cpu(), torch.cat(correct).cpu()
+    labels = test.labels.cpu()
+    counts = torch.bincount(labels, minlength=k).double().clamp_min(1)
+    per_acc = torch.zeros(k, dtype=torch.float64).index_add_(0, labels, hit) / counts * 100
+    per_loss = torch.zeros(k, dtype=torch.float64).index_add_(0, labels, loss) / counts
+    return ModelScore(float(hit.mean() * 100), float(loss.mean()), per_acc, per_loss)
+
+
+@dataclass
+class ArchReport:
+    """Results of K fresh models of one architecture."""
+
+    model: str
+    scores: list[ModelScore] = field(default_factory=list)
+
+    @property
+    def accuracies(self) -> list[float]:
+        return [s.accuracy for s in self.scores]
+
+    @property
+    def mean(self) -> float:
+        return float(torch.tensor(self.accuracies, dtype=torch.float64).mean())
+
+    @property
+    def std(self) -> float:
+        acc = torch.tensor(self.accuracies, dtype=torch.float64)
+        return float(acc.std(unbiased=False)) if len(acc) > 1 else 0.0
+
+    @property
+    def per_class_accuracy(self) -> torch.Tensor:
+        return torch.stack([s.per_class_accuracy for s in self.scores]).mean(0)
+
+    @property
+    def per_class_loss(self) -> torch.Tensor:
+        return torch.stack([s.per_class_loss for s in self.scores]).mean(0)
+
+    @property
+    def seconds_per_model(self) -> float:
+        return sum(s.seconds for s in self.scores) / max(len(self.scores), 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "runs": len(self.scores),
+            "accuracy_mean": round(self.mean, 4),
+            "accuracy_std": round(self.std, 4),
+            "accuracies": [round(a, 4) for a in self.accuracies],
+            "per_class_accuracy": [round(float(v), 4) for v in self.per_class_accuracy],
+            "per_class_loss": [round(float(v), 6) for v in self.per_class_loss],
+            "fairness_accuracy_variance": round(class_variance(self.per_class_accuracy), 4),
+            "fairness_loss_variance": round(class_variance(self.per_class_loss), 6),
+            "seconds_per_model": round(self.seconds_per_model, 2),
+        }
+
+
+@dataclass
+class EvalReport:
+    """Per-architecture results plus the protocol that produced them."""
+
+    archs: list[ArchReport]
+    protocol: dict[str, Any]
+    class_names: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"protocol": self.protocol, "class_names": list(self.class_names),
+                "models": [a.to_dict() for a in self.archs]}
+
+    def to_markdown(self) -> str:
+        lines = ["| model | runs | accuracy (%) | fairness var. (acc.) | s / model |", "|---|---|---|---|---|"]
+        for a in self.archs:
+            d = a.to_dict()
+            lines.append(f"| {a.model} | {d['runs']} | {a.mean:.2f} ± {a.std:.2f} | "
+                         f"{d['fairness_accuracy_variance']:.2f} | {d['seconds_per_model']:.1f} |")
+        return "\n".join(lines)
+
+
+def evaluate_set(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    test: RealData,
+    *,
+    models: tuple[str, ...] | list[str] = ("convnet",),
+    runs: int = 3,
+    settings: TrainSettings = TrainSettings(),
+    seed: int = 0,
+    lrs: torch.Tensor | None = None,
+    steps: int | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+) -> EvalReport:
+    """Train ``runs`` fresh models of each architecture on a set and test them.
+
+    Args:
+        images: (N, C, H, W) normalised like ``test``.
+        labels: (N,) hard or (N, K) soft labels.
+        test: the real test split.
+        models: architecture names.
+        runs: fresh models per architecture (each from its own seeded generator).
+        settings: the training protocol; a single learned ``lrs`` value replaces ``settings.lr``.
+        lrs, steps: a learned per-step schedule (DD): replayed instead of SGD training.
+    """
+    spec = test.spec
+    if tuple(images.shape[1:]) != spec.shape:
+        raise MismatchError(
+            f"the set's images are {tuple(images.shape[1:])} but '{spec.name}' test images are {spec.shape}"
+        )
+    if lrs is not None and lrs.numel() == 1:
+        settings = TrainSettings(**{**settings.__dict__, "lr": float(lrs)})
+        lrs = None
+    images, labels, test = images.to(device), labels.to(device), test.to(device)
+    archs = []
+    total = len(models) * runs
+    bar = tqdm(total=total, desc="evaluate", disable=not progress)
+    for name in models:
+        report = ArchReport(name)
+        for run in range(runs):
+            start = time.perf_counter()
+            gen = make_generator(seed, "eval", name, run, device=device)
+            model = create_model(name, spec.shape, spec.num_classes, generator=gen).to(device)
+            if lrs is not None:
+                replay_steps(model, images, labels, lrs.to(device), steps or 1)
+            else:
+                train_model(model, images, labels, settings, gen)
+            score = score_model(model, test)
+            report.scores.append(ModelScore(score.accuracy, score.loss, score.per_class_accuracy,
+                                            score.per_class_loss, time.perf_counter() - start))
+            bar.set_postfix(model=name, acc=f"{score.accuracy:.2f}")
+            bar.update()
+            if not math.isfinite(score.loss):
+                log.warning("model %s run %d ended with a non-finite test loss", name, run)
+        archs.append(report)
+    bar.close()
+    protocol = {**settings.__dict__, "runs": runs, "seed": seed, "replayed_steps": steps if lrs is not None else None}
+    return EvalReport(archs, protocol, spec.class_names)

@@ -1,0 +1,46 @@
+"""PNG grids of distilled sets: one row per class, de-normalised, labelled by class name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from securedd.artifacts import Artifact  # noqa: E402
+
+__all__ = ["save_grid"]
+
+
+def save_grid(artifact: Artifact, path: str | Path, *, per_class: int = 10, max_classes: int = 20) -> Path:
+    """Write a PNG grid of the artifact's images (at most ``per_class`` per row) and return its path."""
+    spec = artifact.spec
+    pixels = spec.denormalize(artifact.images.float())
+    labels = artifact.hard_labels()
+    classes = list(range(min(spec.num_classes, max_classes)))
+    rows = [torch.nonzero(labels == c).flatten()[:per_class] for c in classes]
+    cols = max((len(r) for r in rows), default=1) or 1
+    size = 0.9 if spec.height <= 16 else 1.1
+    fig, axes = plt.subplots(len(classes), cols, figsize=(cols * size + 1.2, len(classes) * size + 0.4), squeeze=False)
+    for r, (c, index) in enumerate(zip(classes, rows)):
+        for j in range(cols):
+            ax = axes[r][j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for side in ax.spines.values():
+                side.set_visible(False)
+            if j < len(index):
+                img = pixels[int(index[j])].permute(1, 2, 0).numpy()
+                ax.imshow(img.squeeze(-1) if spec.channels == 1 else img, cmap="gray" if spec.channels == 1 else None,
+                          vmin=0, vmax=1, interpolation="nearest")
+        axes[r][0].set_ylabel(spec.class_names[c], rotation=0, ha="right", va="center", fontsize=9)
+    fig.suptitle(f"{artifact.method} · {spec.name.split('/')[-1]} · {len(labels)} images", fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

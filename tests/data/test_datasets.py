@@ -1,0 +1,112 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from securedd.data import dataset_spec, list_datasets, load_dataset, load_splits
+from securedd.errors import DataError, UnknownNameError
+
+NAMED = ["mnist", "fashionmnist", "kmnist", "usps", "svhn", "cifar10", "cifar100", "gtsrb", "digits"]
+
+
+def test_all_named_datasets_are_registered():
+    assert set(NAMED) <= set(list_datasets())
+
+
+def test_digits_split_is_deterministic_disjoint_and_normalised(digits_train, digits_test):
+    assert digits_train.images.shape[1:] == (1, 8, 8) and len(digits_train) + len(digits_test) == 1797
+    again = load_dataset("digits", "train")
+    assert torch.equal(again.images, digits_train.images)
+    assert abs(float(digits_train.images.mean())) < 1e-3 and abs(float(digits_train.images.std()) - 1) < 1e-2
+    train_rows = {tuple(r) for r in digits_train.images.flatten(1).tolist()}
+    overlap = sum(tuple(r) in train_rows for r in digits_test.images.flatten(1).tolist())
+    assert overlap < 5  # the raw digits data has a few exact duplicates, nothing more
+    assert (digits_train.class_counts() > 130).all()
+
+
+def test_unknown_dataset_suggests_closest():
+    with pytest.raises(UnknownNameError, match="Did you mean 'mnist'"):
+        load_dataset("mnits")
+
+
+def test_missing_dataset_names_the_path_and_the_flag(tmp_path: Path):
+    with pytest.raises(DataError) as err:
+        load_dataset("fashionmnist", root=tmp_path)
+    msg = str(err.value)
+    assert str(tmp_path) in msg and "--download" in msg and "FashionMNIST" in msg
+
+
+def test_nonexistent_data_root_is_an_error(tmp_path: Path):
+    with pytest.raises(DataError, match="does not exist"):
+        load_dataset("mnist", root=tmp_path / "missing")
+
+
+def _write_tree(root: Path, classes: list[str], per_class: int, size: int, mode: str, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    for i, name in enumerate(classes):
+        (root / name).mkdir(parents=True)
+        for j in range(per_class):
+            shape = (size, size) if mode == "L" else (size, size, 3)
+            arr = np.clip(rng.normal(20 * i, 30, shape), 0, 255).astype(np.uint8)
+            Image.fromarray(arr, mode).save(root / name / f"{j:03d}.png")
+
+
+def test_named_dataset_falls_back_to_image_folder_with_its_class_order(tmp_path: Path):
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    for split in ("train", "test"):
+        _write_tree(tmp_path / "cifar10" / split, names, 3, 32, "RGB", seed=len(split))
+    train, test = load_splits("cifar10", root=tmp_path)
+    assert train.images.shape == (30, 3, 32, 32) and test.images.shape == (30, 3, 32, 32)
+    assert train.spec.mean == (0.4914, 0.4822, 0.4465) and train.spec.class_names[0] == "airplane"
+    assert train.labels.tolist() == [c for c in range(10) for _ in range(3)]
+    pixel = np.asarray(Image.open(tmp_path / "cifar10/train/bird/000.png"), dtype=np.float32) / 255
+    expected = (pixel[0, 0] - np.array(train.spec.mean)) / np.array(train.spec.std)
+    assert np.allclose(train.images[6, :, 0, 0].numpy(), expected, atol=1e-5)
+
+
+def test_custom_image_folder_single_tree_is_split_and_its_stats_recorded(tmp_path: Path):
+    _write_tree(tmp_path / "mine", ["a", "b", "c"], 10, 12, "L")
+    train, test = load_splits(f"imagefolder:{tmp_path / 'mine'}")
+    assert train.spec.channels == 1 and train.spec.shape == (1, 12, 12) and train.spec.class_names == ("a", "b", "c")
+    assert len(train) == 24 and len(test) == 6
+    assert train.spec.name.startswith("imagefolder:/") and train.spec.mean[0] > 0
+    assert abs(float(train.images.mean())) < 0.05  # normalised with its own statistics
+
+
+def test_custom_npz(tmp_path: Path):
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x_train=rng.integers(0, 255, (40, 10, 10, 3), dtype=np.uint8),
+             y_train=np.arange(40) % 4, x_test=rng.integers(0, 255, (8, 10, 10, 3), dtype=np.uint8),
+             y_test=np.arange(8) % 4)
+    train, test = load_splits(f"npz:{tmp_path / 'd.npz'}")
+    assert train.images.shape == (40, 3, 10, 10) and test.spec.num_classes == 4
+    np.savez(tmp_path / "bad.npz", x_train=np.zeros((2, 4, 4)))
+    with pytest.raises(DataError, match="lacks y_train"):
+        load_dataset(f"npz:{tmp_path / 'bad.npz'}")
+
+
+def test_image_folder_cache_is_used_and_invalidated(tmp_path: Path):
+    _write_tree(tmp_path / "mine", ["a", "b"], 5, 9, "L")
+    first = load_dataset(f"imagefolder:{tmp_path / 'mine'}")
+    again = load_dataset(f"imagefolder:{tmp_path / 'mine'}")
+    assert torch.equal(first.images, again.images)
+    Image.fromarray(np.full((9, 9), 255, np.uint8), "L").save(tmp_path / "mine/a/000.png")
+    changed = load_dataset(f"imagefolder:{tmp_path / 'mine'}")
+    assert not torch.equal(first.images, changed.images)
+
+
+def test_spec_round_trip():
+    spec = dataset_spec("mnist")
+    assert spec.shape == (1, 28, 28) and spec.mean == (0.1307,)
+    assert type(spec).from_dict(spec.to_dict()) == spec
+
+
+@pytest.mark.slow
+def test_real_mnist_and_cifar10(real_data_root: Path):
+    train, test = load_splits("mnist", root=real_data_root)
+    assert len(train) == 60000 and len(test) == 10000
+    assert train.class_counts().tolist()[:3] == [5923, 6742, 5958]
+    cifar = load_dataset("cifar10", "test", root=real_data_root)
+    assert cifar.images.shape == (10000, 3, 32, 32) and cifar.labels[:4].tolist() == [3, 8, 8, 0]

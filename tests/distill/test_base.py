@@ -1,0 +1,101 @@
+"""The shared loop: parameters, iteration, checkpoints and resume, with a small learned method."""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+
+from securedd.config import RunConfig, apply_overrides
+from securedd.distill import METHODS, Method, SyntheticSet, run_method
+from securedd.distill.synthetic import class_labels, init_images
+from securedd.errors import ConfigError, MismatchError, UnknownNameError
+
+
+@dataclass(frozen=True)
+class MeanParams:
+    lr: float = 0.5
+    batch: int = 16
+
+
+class MeanMatch(Method):
+    """Moves each synthetic image towards the mean of a fresh random real batch of its class."""
+
+    name = "test-meanmatch"
+    Params = MeanParams
+    default_iterations = 6
+
+    def init_synthetic(self) -> SyntheticSet:
+        ctx = self.ctx
+        images = init_images("noise", ctx.spec, ctx.ipc, ctx.sampler, ctx.generator("init"))
+        return SyntheticSet(images.requires_grad_(True), class_labels(ctx.spec.num_classes, ctx.ipc))
+
+    def optimizer(self, syn: SyntheticSet) -> torch.optim.Optimizer:
+        return torch.optim.SGD([syn.images], lr=self.params.lr, momentum=0.5)
+
+    def losses(self, syn: SyntheticSet, iteration: int) -> Iterator[torch.Tensor]:
+        real, labels = self.ctx.sampler.balanced(self.params.batch)
+        noise = torch.rand((), generator=self.ctx.generator("jitter"))
+        for _ in range(2):
+            target = torch.stack([real[labels == c].mean(0) for c in range(self.ctx.spec.num_classes)])
+            diff = syn.images - target.repeat_interleave(self.ctx.ipc, 0) * (1 + 0.1 * noise)
+            yield (diff**2).sum(dim=(1, 2, 3)).mean()
+
+
+@pytest.fixture(autouse=True)
+def _registered():
+    METHODS.register(MeanMatch.name)(MeanMatch)
+    yield
+    METHODS.unregister(MeanMatch.name)
+
+
+def _cfg(*extra: str) -> RunConfig:
+    return apply_overrides(RunConfig(), [f"method.name={MeanMatch.name}", "method.ipc=2", *extra])
+
+
+def test_loop_runs_the_default_iterations_and_lowers_the_loss(digits_train):
+    result = run_method(_cfg(), digits_train, progress=False)
+    assert result.iterations == 6 and len(result.history) == 6
+    assert result.history[-1] < result.history[0]
+    assert result.params == {"lr": 0.5, "batch": 16}
+
+
+def test_same_seed_same_result_other_seed_differs(digits_train):
+    a = run_method(_cfg(), digits_train, progress=False).synthetic.images
+    b = run_method(_cfg(), digits_train, progress=False).synthetic.images
+    c = run_method(_cfg("seed=1"), digits_train, progress=False).synthetic.images
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_resume_from_checkpoint_matches_uninterrupted_run(digits_train, tmp_path: Path):
+    full = run_method(_cfg("method.iterations=8"), digits_train, progress=False)
+    ckpt = tmp_path / "run.ckpt"
+    stop_at = 3
+
+    class Stop(Exception):
+        pass
+
+    def interrupt(it, loss, syn):
+        if it == stop_at:
+            raise Stop
+
+    with pytest.raises(Stop):
+        run_method(_cfg("method.iterations=8", "method.checkpoint_every=2"), digits_train, progress=False,
+                   checkpoint=ckpt, callbacks=(interrupt,))
+    assert ckpt.is_file()
+    resumed = run_method(_cfg("method.iterations=8", "method.checkpoint_every=2"), digits_train, progress=False,
+                         checkpoint=ckpt, resume=True)
+    assert torch.equal(resumed.synthetic.images, full.synthetic.images)
+    assert resumed.history == full.history
+
+
+def test_method_settings_are_validated(digits_train):
+    with pytest.raises(ConfigError, match="Did you mean 'batch'"):
+        run_method(_cfg("method.bathc=3"), digits_train, progress=False)
+    with pytest.raises(ConfigError, match="must be a number"):
+        run_method(_cfg('method.lr="fast"'), digits_train, progress=False)
+    with pytest.raises(UnknownNameError, match="Valid methods"):
+        run_method(apply_overrides(RunConfig(), ["method.name=nope"]), digits_train, progress=False)
+    with pytest.raises(MismatchError, match="smallest class"):
+        run_method(_cfg("method.ipc=1000"), digits_train, progress=False)

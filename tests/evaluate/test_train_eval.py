@@ -1,0 +1,85 @@
+import pytest
+import torch
+
+from securedd.data import load_dataset
+from securedd.errors import MismatchError
+from securedd.evaluate import TrainSettings, class_variance, evaluate_set, normalized_per_class
+from securedd.evaluate.train_eval import replay_steps, score_model
+
+
+def _subset(data, per_class):
+    idx = torch.cat([torch.nonzero(data.labels == c).flatten()[:per_class] for c in range(10)])
+    return data.images[idx], data.labels[idx]
+
+
+def test_training_on_real_images_beats_chance_and_reports_per_class(digits_train, digits_test):
+    images, labels = _subset(digits_train, 5)
+    report = evaluate_set(images, labels, digits_test, models=["convnet_tiny"], runs=2,
+                          settings=TrainSettings(epochs=60), progress=False)
+    arch = report.archs[0]
+    assert len(arch.accuracies) == 2 and arch.mean > 50
+    assert arch.per_class_accuracy.shape == (10,) and arch.per_class_loss.shape == (10,)
+    d = report.to_dict()["models"][0]
+    assert d["fairness_accuracy_variance"] >= 0 and d["seconds_per_model"] > 0
+    assert "convnet_tiny" in report.to_markdown()
+
+
+def test_evaluation_is_deterministic_per_seed(digits_train, digits_test):
+    images, labels = _subset(digits_train, 2)
+    kw = dict(models=["convnet_tiny"], runs=1, settings=TrainSettings(epochs=5, dsa_strategy="color_crop"),
+              progress=False)
+    a = evaluate_set(images, labels, digits_test, seed=3, **kw).archs[0].accuracies
+    b = evaluate_set(images, labels, digits_test, seed=3, **kw).archs[0].accuracies
+    assert a == b
+
+
+def test_soft_labels_and_learned_lr_are_used(digits_train, digits_test):
+    images, labels = _subset(digits_train, 5)
+    soft = torch.nn.functional.one_hot(labels, 10).float()
+    hard = evaluate_set(images, labels, digits_test, models=["convnet_tiny"], runs=1,
+                        settings=TrainSettings(epochs=20), progress=False)
+    softr = evaluate_set(images, soft, digits_test, models=["convnet_tiny"], runs=1,
+                         settings=TrainSettings(epochs=20), progress=False)
+    assert hard.archs[0].accuracies == pytest.approx(softr.archs[0].accuracies, abs=1e-6)  # one-hot soft == hard
+    lr = evaluate_set(images, labels, digits_test, models=["convnet_tiny"], runs=1, lrs=torch.tensor([0.0]),
+                      settings=TrainSettings(epochs=20), progress=False)
+    assert lr.protocol["lr"] == 0.0 and lr.archs[0].mean < 30  # lr 0: the model never learns
+
+
+def test_replayed_steps_apply_plain_gradient_steps(digits_train):
+    images, labels = _subset(digits_train, 2)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    before = [p.detach().clone() for p in model.parameters()]
+    replay_steps(model, images, labels, torch.zeros(4), steps=2)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    replay_steps(model, images, labels, torch.full((4,), 0.1), steps=2)
+    assert not all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    with pytest.raises(MismatchError):
+        replay_steps(model, images, labels, torch.ones(3), steps=3)
+
+
+def test_shape_mismatch_is_refused(digits_test):
+    with pytest.raises(MismatchError, match="test images are"):
+        evaluate_set(torch.zeros(10, 3, 8, 8), torch.arange(10), digits_test, progress=False)
+
+
+def test_test_model_counts_per_class(digits_test):
+    class Oracle(torch.nn.Module):
+        def forward(self, x):
+            return torch.zeros(x.shape[0], 10)
+
+    score = score_model(Oracle(), digits_test)
+    assert score.per_class_accuracy[0] == 100 and score.per_class_accuracy[1:].sum() == 0
+
+
+def test_fairness_helpers():
+    assert class_variance(torch.tensor([50.0, 50.0])) == 0
+    assert class_variance(torch.tensor([40.0, 60.0])) == 100
+    assert torch.allclose(normalized_per_class(torch.tensor([45.0]), torch.tensor([90.0])), torch.tensor([0.5]).double())
+
+
+@pytest.mark.slow
+def test_mnist_test_split_loads_with_artifact_spec(real_data_root):
+    train = load_dataset("mnist", root=real_data_root)
+    test = load_dataset("mnist", "test", root=real_data_root, spec=train.spec)
+    assert len(test) == 10000 and test.spec == train.spec
