@@ -110,3 +110,43 @@ def test_real_mnist_and_cifar10(real_data_root: Path):
     assert train.class_counts().tolist()[:3] == [5923, 6742, 5958]
     cifar = load_dataset("cifar10", "test", root=real_data_root)
     assert cifar.images.shape == (10000, 3, 32, 32) and cifar.labels[:4].tolist() == [3, 8, 8, 0]
+
+
+@pytest.mark.parametrize("name, classes, size, mode", [("svhn", 10, 32, "RGB"), ("cifar100", 100, 32, "RGB"),
+                                                       ("fashionmnist", 10, 28, "L"), ("kmnist", 10, 28, "L")])
+def test_stand_in_trees_for_datasets_not_shipped(tmp_path: Path, name, classes, size, mode):
+    """torchvision checks these archives' checksums, so stand-ins use the ImageFolder layout."""
+    names = [f"{i:03d}" for i in range(classes)]
+    for split in ("train", "test"):
+        _write_tree(tmp_path / name / split, names, 1, size, mode)
+    train, test = load_splits(name, root=tmp_path)
+    assert train.images.shape == (classes, 1 if mode == "L" else 3, size, size)
+    assert train.labels.tolist() == list(range(classes)) and test.spec == train.spec
+
+
+def test_gtsrb_stand_in_in_torchvision_layout(tmp_path: Path):
+    rng = np.random.default_rng(0)
+    base = tmp_path / "gtsrb"
+    for c in range(3):
+        folder = base / "GTSRB" / "Training" / f"{c:05d}"
+        folder.mkdir(parents=True)
+        for j in range(2):
+            Image.fromarray(rng.integers(0, 255, (40 + j, 37, 3), dtype=np.uint8)).save(folder / f"{j}.ppm")
+    test_dir = base / "GTSRB" / "Final_Test" / "Images"
+    test_dir.mkdir(parents=True)
+    rows = ["Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2;ClassId"]
+    for j in range(4):
+        Image.fromarray(rng.integers(0, 255, (30, 33, 3), dtype=np.uint8)).save(test_dir / f"{j:05d}.ppm")
+        rows.append(f"{j:05d}.ppm;33;30;0;0;33;30;{j % 3}")
+    (base / "GT-final_test.csv").write_text("\n".join(rows) + "\n")
+    train, test = load_splits("gtsrb", root=tmp_path)
+    assert train.images.shape == (6, 3, 32, 32) and test.labels.tolist() == [0, 1, 2, 0]
+    assert train.spec.num_classes == 43 and len(train.spec.mean) == 3  # statistics computed from train
+
+
+@pytest.mark.slow
+def test_real_usps_test_split(real_data_root: Path):
+    spec = dataset_spec("mnist")
+    usps_spec = type(spec)("usps", 1, 16, 16, 10, spec.class_names, spec.mean, spec.std)
+    usps = load_dataset("usps", "test", root=real_data_root, spec=usps_spec)
+    assert len(usps) == 2007 and usps.class_counts().tolist()[:3] == [359, 264, 198]
