@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from securedd.artifacts import Artifact, load_artifact, save_artifact
-from securedd.config import EvalConfig, RunConfig
+from securedd.config import EvalConfig, RunConfig, check_device
 from securedd.data import load_dataset
 from securedd.data.spec import RealData
 from securedd.distill import run_method
@@ -45,6 +45,7 @@ def distill(
         progress: show progress bars.
         resume: continue from the checkpoint beside ``out``.
     """
+    check_device(config.device)
     if real is None:
         real = load_dataset(config.data.name, "train", root=config.data.root, download=config.data.download)
     checkpoint = Path(str(out) + ".ckpt") if out is not None else None
@@ -97,6 +98,7 @@ def evaluate(
     Raises:
         MismatchError: the artifact does not fit the test data or model.
     """
+    check_device(device)
     art = artifact if isinstance(artifact, Artifact) else load_artifact(artifact)
     cfg = config or EvalConfig()
     overrides = {"models": tuple(models) if models else None, "runs": runs, "epochs": epochs, "dsa": dsa}

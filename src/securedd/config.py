@@ -33,6 +33,7 @@ __all__ = [
     "MethodConfig",
     "RunConfig",
     "apply_overrides",
+    "check_device",
     "config_to_dict",
     "config_to_toml",
     "load_config",
@@ -209,6 +210,23 @@ def load_config(path: str | Path | None = None) -> RunConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file '{path}' is not valid TOML: {exc}") from None
     return _from_dict(values)
+
+
+def check_device(name: str) -> str:
+    """Return ``name`` if torch can use that device here, else raise a ConfigError saying what to use."""
+    import torch
+
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"'{name}' is not a torch device; use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device '{name}' is not available on this machine (no CUDA GPU); use --device cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(f"device '{name}' does not exist; this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"device type '{device.type}' is not supported; use cpu or cuda")
+    return name
 
 
 def _parse_value(text: str) -> Any:

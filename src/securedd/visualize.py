@@ -25,7 +25,7 @@ def save_grid(artifact: Artifact, path: str | Path, *, per_class: int = 10, max_
     cols = max((len(r) for r in rows), default=1) or 1
     size = 0.9 if spec.height <= 16 else 1.1
     fig, axes = plt.subplots(len(classes), cols, figsize=(cols * size + 1.2, len(classes) * size + 0.4), squeeze=False)
-    for r, (c, index) in enumerate(zip(classes, rows)):
+    for r, (c, index) in enumerate(zip(classes, rows, strict=True)):
         for j in range(cols):
             ax = axes[r][j]
             ax.set_xticks([])

@@ -69,6 +69,8 @@ def test_demo_writes_artifacts_grids_and_report(tmp_path: Path, capsys):
         (["distill", "method.iterations=-1", "--method", "random"], "iterations must be >= 0"),
         (["evaluate", "/nonexistent.safetensors"], "no such artifact file"),
         (["distill", "--config", "/nonexistent.toml"], "does not exist"),
+        (["distill", "--device", "cuda:7"], "cuda:7"),
+        (["distill", "--device", "tpu"], "not a torch device"),
     ],
 )
 def test_bad_input_gets_a_clear_error_and_exit_2(argv, words, capsys, tmp_path: Path):

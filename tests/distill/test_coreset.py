@@ -22,10 +22,10 @@ def test_coresets_are_registered():
 def test_coresets_pick_distinct_real_images_of_each_class(digits_train, method):
     syn = _run(digits_train, method).synthetic
     assert syn.images.shape == (30, 1, 8, 8) and syn.labels.tolist() == [c for c in range(10) for _ in range(3)]
-    rows = {tuple(r): int(y) for r, y in zip(digits_train.images.flatten(1).tolist(), digits_train.labels)}
+    rows = {tuple(r): int(y) for r, y in zip(digits_train.images.flatten(1).tolist(), digits_train.labels, strict=True)}
     picked = [tuple(r) for r in syn.images.flatten(1).tolist()]
     assert len(set(picked)) == 30
-    assert all(rows[r] == int(y) for r, y in zip(picked, syn.labels))  # real images of the right class
+    assert all(rows[r] == int(y) for r, y in zip(picked, syn.labels, strict=True))  # real images of the right class
 
 
 @pytest.mark.parametrize("method", CORESETS)

@@ -51,9 +51,9 @@ def test_replayed_steps_apply_plain_gradient_steps(digits_train):
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
     before = [p.detach().clone() for p in model.parameters()]
     replay_steps(model, images, labels, torch.zeros(4), steps=2)
-    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
     replay_steps(model, images, labels, torch.full((4,), 0.1), steps=2)
-    assert not all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    assert not all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
     with pytest.raises(MismatchError):
         replay_steps(model, images, labels, torch.ones(3), steps=3)
 

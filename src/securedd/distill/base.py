@@ -36,7 +36,7 @@ __all__ = ["METHODS", "DistillContext", "DistillResult", "Method", "NoParams", "
 
 log = logging.getLogger(__name__)
 
-METHODS: Registry[type["Method"]] = Registry("method")
+METHODS: Registry[type[Method]] = Registry("method")
 
 
 @dataclass(frozen=True)

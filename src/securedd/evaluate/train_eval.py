@@ -104,7 +104,7 @@ def replay_steps(
         loss = _loss(model(chunks_x[i % steps]), chunks_y[i % steps])
         grads = torch.autograd.grad(loss, list(model.parameters()))
         with torch.no_grad():
-            for p, g in zip(model.parameters(), grads):
+            for p, g in zip(model.parameters(), grads, strict=True):
                 p.sub_(lr * g)
     return model
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
-from securedd.models.layers import flat_features, first_padding, make_norm
+from securedd.models.layers import FeatureClassifier, first_padding, make_norm
 
 __all__ = ["AlexNet"]
 
 
-class AlexNet(nn.Module):
+class AlexNet(FeatureClassifier):
     """Five convs (128, 192, 256, 192, 192) with ReLU and three max-pools, one linear classifier.
 
     ``norm`` inserts a normalisation after each conv (``batchnorm`` for the BN variant).
@@ -33,11 +32,4 @@ class AlexNet(nn.Module):
                 layers.append(nn.MaxPool2d(2, 2))
                 h, w = h // 2, w // 2
         self.features = nn.Sequential(*layers)
-        self.flat_dim = flat_features(self.features, in_channels, image_size)
-        self.classifier = nn.Linear(self.flat_dim, num_classes)
-
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x).flatten(1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.embed(x))
+        self._add_classifier(in_channels, image_size, num_classes)

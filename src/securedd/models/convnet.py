@@ -11,16 +11,15 @@ Example:
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from securedd.errors import ConfigError
-from securedd.models.layers import first_padding, make_act, make_norm, make_pool
+from securedd.models.layers import FeatureClassifier, first_padding, make_act, make_norm, make_pool
 
 __all__ = ["ConvNet"]
 
 
-class ConvNet(nn.Module):
+class ConvNet(FeatureClassifier):
     """ConvNet with configurable depth, width, activation, norm and pooling.
 
     Args:
@@ -67,13 +66,4 @@ class ConvNet(nn.Module):
                 h, w = h // 2, w // 2
             channels = width
         self.features = nn.Sequential(*layers)
-        self.feature_dim = width * h * w
-        self.classifier = nn.Linear(self.feature_dim, num_classes)
-
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C, H, W) -> (N, feature_dim) flattened features (2048 for MNIST/CIFAR)."""
-        return self.features(x).flatten(1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C, H, W) -> (N, num_classes) logits."""
-        return self.classifier(self.embed(x))
+        self._add_classifier(in_channels, image_size, num_classes)  # feature_dim = width*h*w (2048 for MNIST)

@@ -78,3 +78,24 @@ def flat_features(features: nn.Module, in_channels: int, size: tuple[int, int]) 
         n = features(torch.zeros(2, in_channels, *size))[0].numel()
     features.train(was_training)
     return int(n)
+
+
+class FeatureClassifier(nn.Module):
+    """A ``features`` stack, flattened, then one linear ``classifier`` (ConvNet, AlexNet, VGG).
+
+    Subclasses build ``self.features`` and call :meth:`_add_classifier`.
+    """
+
+    features: nn.Module
+
+    def _add_classifier(self, in_channels: int, image_size: tuple[int, int], num_classes: int) -> None:
+        self.feature_dim = flat_features(self.features, in_channels, image_size)
+        self.classifier = nn.Linear(self.feature_dim, num_classes)
+
+    def embed(self, x):  # type: ignore[no-untyped-def]
+        """(N, C, H, W) -> (N, feature_dim) flattened features."""
+        return self.features(x).flatten(1)
+
+    def forward(self, x):  # type: ignore[no-untyped-def]
+        """(N, C, H, W) -> (N, num_classes) logits."""
+        return self.classifier(self.embed(x))

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
-from securedd.models.layers import flat_features, first_padding, make_norm
+from securedd.models.layers import FeatureClassifier, first_padding, make_norm
 
 __all__ = ["VGG", "VGG_CONFIGS"]
 
@@ -15,7 +14,7 @@ VGG_CONFIGS: dict[str, list[int | str]] = {
 }
 
 
-class VGG(nn.Module):
+class VGG(FeatureClassifier):
     """VGG: conv3x3 -> norm -> ReLU blocks with max-pools, one linear classifier.
 
     Pools that would shrink a map below 1x1 are skipped, so inputs down to 8x8 work.
@@ -49,11 +48,4 @@ class VGG(nn.Module):
             ]
             channels, first = int(item), False
         self.features = nn.Sequential(*layers)
-        self.flat_dim = flat_features(self.features, in_channels, image_size)
-        self.classifier = nn.Linear(self.flat_dim, num_classes)
-
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x).flatten(1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.embed(x))
+        self._add_classifier(in_channels, image_size, num_classes)
