@@ -1,6 +1,7 @@
 """Distillation methods on one shared loop; importing this registers them all."""
 
 from securedd.distill import coreset as _coreset  # noqa: F401  (registers the methods)
+from securedd.distill import distribution_matching as _dm  # noqa: F401
 from securedd.distill.base import METHODS, DistillContext, DistillResult, Method, list_methods, run_method
 from securedd.distill.synthetic import SyntheticSet
 
