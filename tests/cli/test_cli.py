@@ -47,6 +47,7 @@ def test_evaluate_prints_table_and_writes_json(tmp_path: Path, capsys):
     code, out, _ = run(capsys, "evaluate", str(art), "--models", "convnet_tiny,mlp", "--runs", "2", "--epochs", "3",
                        "--no-dsa", "--json", str(tmp_path / "e.json"), "--quiet")
     assert code == 0 and "| convnet_tiny | 2 |" in out and "| mlp | 2 |" in out and "augmentation off" in out
+    assert "per-class results, mlp:" in out and "| accuracy (%) |" in out
     assert (tmp_path / "e.json").is_file()
 
 

@@ -43,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
     p = report.protocol
     echo(f"protocol: {p['epochs']} epochs, lr {p['lr']}, batch {p['batch_size']}, augmentation {p['dsa_strategy'] or 'off'}")
     echo(report.to_markdown())
+    echo("")
+    echo(report.per_class_markdown())
     if args.json:
         payload = {"artifact": str(args.artifact), "sha256": art.sha256, **report.to_dict()}
         atomic_write_bytes(Path(args.json), json.dumps(payload, indent=2).encode())

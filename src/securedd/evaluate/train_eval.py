@@ -195,6 +195,25 @@ class EvalReport:
                          f"{d['fairness_accuracy_variance']:.2f} | {d['seconds_per_model']:.1f} |")
         return "\n".join(lines)
 
+    def per_class_markdown(self, max_classes: int = 20) -> str:
+        """Per-class accuracy (%) and loss of each model, averaged over its runs.
+
+        With more than ``max_classes`` classes only the worst ``max_classes`` by accuracy are shown.
+        """
+        lines = []
+        for a in self.archs:
+            acc, loss = a.per_class_accuracy, a.per_class_loss
+            order = list(range(len(acc)))
+            title = f"per-class results, {a.model}"
+            if len(order) > max_classes:
+                order = acc.argsort()[:max_classes].tolist()
+                title += f" (the {max_classes} worst classes)"
+            names = [self.class_names[c] if c < len(self.class_names) else str(c) for c in order]
+            lines += [f"{title}:", "| class | " + " | ".join(names) + " |", "|---" * (len(order) + 1) + "|",
+                      "| accuracy (%) | " + " | ".join(f"{float(acc[c]):.1f}" for c in order) + " |",
+                      "| loss | " + " | ".join(f"{float(loss[c]):.3f}" for c in order) + " |", ""]
+        return "\n".join(lines).rstrip()
+
 
 def evaluate_set(
     images: torch.Tensor,
