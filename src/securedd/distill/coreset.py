@@ -83,7 +83,11 @@ def herding_select(features: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def kcenter_select(features: torch.Tensor, k: int) -> torch.Tensor:
-    """Greedy k-center: start at the row nearest the mean, then add the farthest row each time."""
+    """Greedy k-center: start at the row nearest the mean, then add the farthest row each time.
+
+    Starting at the centre makes the first pick the same as herding's, so at one image per
+    class the two select the same image.
+    """
     first = int(((features - features.mean(0)) ** 2).sum(1).argmin())
     chosen = [first]
     min_dist = torch.cdist(features, features[first : first + 1]).squeeze(1)
