@@ -1,0 +1,50 @@
+import pytest
+import torch
+
+from securedd.config import RunConfig, apply_overrides
+from securedd.distill import run_method
+from securedd.distill.gradient_matching import gradient_distance, loop_schedule
+from securedd.errors import ConfigError
+
+
+def _cfg(method, *extra):
+    return apply_overrides(RunConfig(), [f"method.name={method}", "method.ipc=2", "method.iterations=2",
+                                         "model=convnet_tiny", "method.batch_real=16", "method.outer_loop=2",
+                                         "method.inner_loop=1", *extra])
+
+
+@pytest.mark.parametrize("method", ["dc", "dsa"])
+def test_two_iterations_change_the_set_deterministically(digits_train, method):
+    start = run_method(_cfg(method, "method.iterations=0"), digits_train, progress=False).synthetic.images
+    a = run_method(_cfg(method), digits_train, progress=False)
+    b = run_method(_cfg(method), digits_train, progress=False)
+    assert all(torch.isfinite(torch.tensor(a.history))) and not torch.equal(start, a.synthetic.images)
+    assert torch.equal(a.synthetic.images, b.synthetic.images)
+
+
+def test_batchnorm_networks_are_supported(digits_train):
+    result = run_method(_cfg("dc", "model=convnet_bn"), digits_train, progress=False)
+    assert torch.isfinite(result.synthetic.images).all()
+
+
+def test_layerwise_distance_on_hand_cases():
+    g = [torch.tensor([[1.0, 0.0], [0.0, 2.0]]), torch.tensor([5.0, 5.0])]
+    assert float(gradient_distance(g, g)) == pytest.approx(0.0, abs=1e-5)
+    opposite = [-g[0], torch.tensor([1.0, -3.0])]
+    assert float(gradient_distance(g, opposite)) == pytest.approx(4.0, abs=1e-5)  # two rows, 1 - (-1) each; bias ignored
+    orthogonal = [torch.tensor([[0.0, 1.0], [3.0, 0.0]]), g[1]]
+    assert float(gradient_distance(g, orthogonal)) == pytest.approx(2.0, abs=1e-5)
+    assert float(gradient_distance(g, opposite, "mse")) == pytest.approx(4 + 16 + 16 + 64)
+    with pytest.raises(ConfigError):
+        gradient_distance(g, g, "l3")
+
+
+def test_gradcheck_float64_of_the_distance():
+    real = [torch.randn(4, 3, dtype=torch.float64), torch.randn(4, dtype=torch.float64)]
+    syn = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda s: gradient_distance(real, [s, real[1]]), (syn,))
+
+
+def test_loop_schedule_table_and_rule():
+    assert loop_schedule(1) == (1, 1) and loop_schedule(10) == (10, 50) and loop_schedule(50) == (50, 10)
+    assert loop_schedule(15) == (10, 50) and loop_schedule(5) == (1, 1) and loop_schedule(100) == (50, 10)
