@@ -51,8 +51,9 @@ class DistillContext:
     use from the run seed; the loop checkpoints all of them.
     """
 
-    def __init__(self, config: RunConfig, real: RealData) -> None:
+    def __init__(self, config: RunConfig, real: RealData, *, progress: bool = False) -> None:
         self.config = config
+        self.progress = progress
         self.device = torch.device(config.device)
         self.real = real.to(self.device)
         self.spec = real.spec
@@ -184,7 +185,7 @@ def run_method(
     method_cls = METHODS.get(config.method.name)
     params = method_cls.parse_params(config.method.params)
     check_ipc(real, config.method.ipc)
-    ctx = DistillContext(config, real)
+    ctx = DistillContext(config, real, progress=progress)
     method = method_cls(params, ctx)
     iterations = config.method.iterations if config.method.iterations is not None else method_cls.default_iterations
     if iterations < 0:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from securedd.distill.base import METHODS, DistillContext, Method, NoParams
 from securedd.distill.synthetic import SyntheticSet, class_labels
@@ -51,7 +52,7 @@ def train_embedder(ctx: DistillContext, params: EmbeddingParams) -> torch.nn.Mod
     opt = torch.optim.SGD(model.parameters(), lr=params.embed_lr, momentum=0.9, weight_decay=5e-4)
     model.train()
     n = len(ctx.real)
-    for _ in range(params.embed_steps):
+    for _ in tqdm(range(params.embed_steps), desc="train feature extractor", disable=not ctx.progress, leave=False):
         index = torch.randint(n, (min(params.embed_batch, n),), generator=gen, device=gen.device).to(ctx.device)
         loss = F.cross_entropy(model(ctx.real.images[index]), ctx.real.labels[index])
         opt.zero_grad(set_to_none=True)
@@ -106,7 +107,7 @@ class _FeatureCoreset(Method):
         ctx = self.ctx
         model = train_embedder(ctx, self.params)
         chosen = []
-        for c in range(ctx.spec.num_classes):
+        for c in tqdm(range(ctx.spec.num_classes), desc=f"select ({self.name})", disable=not ctx.progress, leave=False):
             pool = ctx.sampler.class_indices(c).to(ctx.device)
             feats = embed_all(model, ctx.real.images[pool])
             chosen.append(pool[type(self).select(feats, ctx.ipc).to(ctx.device)])
