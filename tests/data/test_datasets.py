@@ -109,7 +109,10 @@ def test_real_mnist_and_cifar10(real_data_root: Path):
     assert len(train) == 60000 and len(test) == 10000
     assert train.class_counts().tolist()[:3] == [5923, 6742, 5958]
     cifar = load_dataset("cifar10", "test", root=real_data_root)
-    assert cifar.images.shape == (10000, 3, 32, 32) and cifar.labels[:4].tolist() == [3, 8, 8, 0]
+    assert cifar.images.shape == (10000, 3, 32, 32) and cifar.class_counts().tolist() == [1000] * 10
+    # class-major, official order within a class: the first cat is official test image 0
+    first_cat = cifar.spec.denormalize(cifar.images[3000:3001])[0, 0, 0, :9] * 255
+    assert first_cat.round().tolist() == [158, 159, 165, 166, 160, 156, 162, 159, 158]
 
 
 @pytest.mark.parametrize("name, classes, size, mode", [("svhn", 10, 32, "RGB"), ("cifar100", 100, 32, "RGB"),
