@@ -114,3 +114,18 @@ def test_no_partial_file_after_failed_write(tmp_path: Path):
     with pytest.raises(ArtifactError):
         _save(tmp_path / "x.safetensors", labels=torch.zeros(3, dtype=torch.long))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_crash_during_save_keeps_the_old_file_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    path = tmp_path / "a.safetensors"
+    old = _save(path).sha256
+    before = path.read_bytes()
+
+    def crash(src, dst):
+        raise OSError("disk went away")
+
+    monkeypatch.setattr("securedd.artifacts.os.replace", crash)
+    with pytest.raises(OSError):
+        _save(path, images=torch.zeros(20, 1, 8, 8))
+    assert path.read_bytes() == before and load_artifact(path).sha256 == old
+    assert [p.name for p in tmp_path.iterdir()] == ["a.safetensors"]  # no temp file left behind
