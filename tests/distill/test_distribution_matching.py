@@ -39,3 +39,12 @@ def test_gradcheck_float64_wrt_one_image_per_class():
     real = [torch.randn(5, 1, 8, 8, dtype=torch.float64) for _ in range(3)]
     syn = torch.randn(3, 1, 8, 8, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda s: dm_loss(net.embed, real, list(s.split(1))), (syn,), atol=1e-5)
+
+
+def test_unknown_init_is_refused(digits_train):
+    import pytest
+
+    from securedd.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="method.init must be one of real, noise"):
+        run_method(_cfg("method.init=zeros"), digits_train, progress=False)

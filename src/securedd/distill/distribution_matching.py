@@ -18,8 +18,7 @@ import torch
 
 from securedd.data.augment import DSA
 from securedd.distill.base import METHODS, Method
-from securedd.distill.synthetic import INITS, SyntheticSet, class_labels, init_images
-from securedd.errors import ConfigError
+from securedd.distill.synthetic import SyntheticSet, learnable_set
 
 __all__ = ["DMMethod", "DMParams", "dm_loss"]
 
@@ -61,16 +60,12 @@ class DMMethod(Method):
 
     def __init__(self, params: DMParams, ctx) -> None:  # type: ignore[no-untyped-def]
         super().__init__(params, ctx)
-        if params.init not in INITS:
-            raise ConfigError(f"method.init must be one of {', '.join(INITS)}; got '{params.init}'")
         strategy = params.dsa_strategy or ctx.spec.dsa_strategy
         self.dsa = DSA(strategy) if params.dsa else None
 
     def init_synthetic(self) -> SyntheticSet:
         ctx = self.ctx
-        images = init_images(self.params.init, ctx.spec, ctx.ipc, ctx.sampler, ctx.generator("init"))
-        return SyntheticSet(images.detach().clone().requires_grad_(True),
-                            class_labels(ctx.spec.num_classes, ctx.ipc, ctx.device))
+        return learnable_set(self.params.init, ctx.spec, ctx.ipc, ctx.sampler, ctx.generator("init"))
 
     def optimizer(self, syn: SyntheticSet) -> torch.optim.Optimizer:
         lr = self.params.lr_img or (10.0 if self.ctx.ipc >= 100 else 1.0)

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from securedd.data.augment import DSA
 from securedd.distill.base import METHODS, DistillContext, Method
-from securedd.distill.synthetic import INITS, SyntheticSet, class_labels, init_images
+from securedd.distill.synthetic import SyntheticSet, learnable_set
 from securedd.errors import ConfigError
 
 __all__ = ["DCMethod", "DCParams", "DSAMethod", "DSAParams", "gradient_distance", "loop_schedule"]
@@ -100,8 +100,6 @@ class DCMethod(Method):
 
     def __init__(self, params: DCParams, ctx: DistillContext) -> None:
         super().__init__(params, ctx)
-        if params.init not in INITS:
-            raise ConfigError(f"method.init must be one of {', '.join(INITS)}; got '{params.init}'")
         if params.distance not in DISTANCES:
             raise ConfigError(f"method.distance must be one of {', '.join(DISTANCES)}; got '{params.distance}'")
         outer, inner = loop_schedule(ctx.ipc)
@@ -111,9 +109,7 @@ class DCMethod(Method):
 
     def init_synthetic(self) -> SyntheticSet:
         ctx = self.ctx
-        images = init_images(self.params.init, ctx.spec, ctx.ipc, ctx.sampler, ctx.generator("init"))
-        return SyntheticSet(images.detach().clone().requires_grad_(True),
-                            class_labels(ctx.spec.num_classes, ctx.ipc, ctx.device))
+        return learnable_set(self.params.init, ctx.spec, ctx.ipc, ctx.sampler, ctx.generator("init"))
 
     def optimizer(self, syn: SyntheticSet) -> torch.optim.Optimizer:
         return torch.optim.SGD([syn.images], lr=self.params.lr_img, momentum=self.params.momentum_img)

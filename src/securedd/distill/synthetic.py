@@ -10,7 +10,7 @@ from securedd.data.sampler import ClassBalancedSampler
 from securedd.data.spec import DatasetSpec
 from securedd.errors import ConfigError
 
-__all__ = ["INITS", "SyntheticSet", "class_labels", "init_images"]
+__all__ = ["INITS", "SyntheticSet", "class_labels", "init_images", "learnable_set"]
 
 INITS = ("real", "noise")
 
@@ -64,3 +64,12 @@ def init_images(
         shape = (spec.num_classes * ipc, *spec.shape)
         return torch.randn(shape, generator=generator, device=generator.device)
     raise ConfigError(f"unknown image init '{mode}'; valid: {', '.join(INITS)}")
+
+
+def learnable_set(init: str, spec: DatasetSpec, ipc: int, sampler: ClassBalancedSampler,
+                  generator: torch.Generator) -> SyntheticSet:
+    """A class-major synthetic set whose images are learned (``requires_grad``), hard labels."""
+    if init not in INITS:
+        raise ConfigError(f"method.init must be one of {', '.join(INITS)}; got '{init}'")
+    images = init_images(init, spec, ipc, sampler, generator).detach().clone().requires_grad_(True)
+    return SyntheticSet(images, class_labels(spec.num_classes, ipc, images.device))
