@@ -50,3 +50,15 @@ def test_missing_and_invalid_files(tmp_path: Path):
     bad.write_text("seed = = 1")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(bad)
+
+
+def test_every_shipped_config_loads_and_names_registered_things():
+    from securedd.data import list_datasets
+    from securedd.distill import list_methods
+    from securedd.models import list_models
+
+    configs = sorted((Path(__file__).parents[1] / "configs").glob("*.toml"))
+    assert configs
+    for path in configs:
+        cfg = load_config(path)
+        assert cfg.data.name in list_datasets() and cfg.method.name in list_methods() and cfg.model in list_models()
