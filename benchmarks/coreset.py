@@ -75,7 +75,12 @@ def main() -> None:
                                 "sha256": art.sha256}
                 atomic_write_bytes(out, json.dumps(results, indent=2).encode())
                 print(f"{key}: {arch.mean:.2f} ± {arch.std:.2f} ({arch.seconds_per_model:.0f} s/model)", flush=True)
-    table = to_markdown([r for r in results.values() if r["dataset"] == args.dataset])
+    render(results, args.dataset, out)
+
+
+def render(results: dict, dataset: str, out: Path) -> None:
+    """Print the Markdown table of ``results`` and write it beside the JSON file."""
+    table = to_markdown([r for r in results.values() if r["dataset"] == dataset])
     print(table)
     atomic_write_bytes(out.with_suffix(".md"), (table + "\n").encode())
 
@@ -84,7 +89,8 @@ def to_markdown(rows: list[dict]) -> str:
     lines = ["| method | IPC | evaluation | ours (%) | published (%) | selection (s) | s / evaluated model |",
              "|---|---|---|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: (r["ipc"], r["method"], r.get("protocol", "plain"))):
-        pub = f"{r['published']:.1f}" if r.get("published") is not None else "–"
+        published = PUBLISHED.get((r["method"], r["ipc"]))
+        pub = f"{published:.1f}" if published is not None else "–"
         protocol = "DSA, 1000 ep." if r.get("protocol") == "dsa" else f"no aug., {r.get('epochs', 300)} ep."
         lines.append(f"| {r['method']} | {r['ipc']} | {protocol} | {r['mean']:.2f} ± {r['std']:.2f} | {pub} | "
                      f"{r['select_seconds']:.0f} | {r['seconds_per_model']:.0f} |")
