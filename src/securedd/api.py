@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from securedd.artifacts import Artifact, load_artifact, save_artifact
@@ -102,7 +103,7 @@ def evaluate(
     art = artifact if isinstance(artifact, Artifact) else load_artifact(artifact)
     cfg = config or EvalConfig()
     overrides = {"models": tuple(models) if models else None, "runs": runs, "epochs": epochs, "dsa": dsa}
-    cfg = EvalConfig(**{**cfg.__dict__, **{k: v for k, v in overrides.items() if v is not None}})
+    cfg = dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     spec = art.spec
     if test is None:
         test = load_dataset(spec.name, "test", root=data_root, spec=spec)

@@ -67,3 +67,18 @@ def test_unknown_operation_is_refused():
     with pytest.raises(ConfigError, match="Did you mean 'rotate'"):
         DSA("color_rotat")
     assert "noise" in OPERATIONS
+
+
+def test_siamese_helper_shares_one_draw_across_batch_sizes():
+    dsa = DSA("rotate")
+    real, syn = torch.randn(7, 1, 8, 8), torch.randn(2, 1, 8, 8)
+    a, b = dsa.siamese(real, syn, make_generator(0, "s"))
+    draw = dsa.draw(1, (8, 8), make_generator(0, "s"), siamese=True)
+    assert torch.equal(a, dsa.apply(real, draw)) and torch.equal(b, dsa.apply(syn, draw))
+
+
+def test_noise_op_perturbs_reproducibly():
+    dsa = DSA("noise")
+    x = torch.zeros(3, 1, 8, 8)
+    a, b = dsa(x, make_generator(0, "n")), dsa(x, make_generator(0, "n"))
+    assert torch.equal(a, b) and 0 < float(a.abs().max()) < 0.01

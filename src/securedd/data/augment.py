@@ -43,7 +43,7 @@ class DSAParams:
     brightness: float = 1.0
     saturation: float = 2.0
     contrast: float = 0.5
-    noise_std: float = 0.0
+    noise_std: float = 0.001
 
 
 @dataclass
@@ -141,6 +141,13 @@ class DSA:
             x = getattr(self, f"_{op}")(x, draw.values)
         return x
 
+    def siamese(
+        self, a: torch.Tensor, b: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Apply one shared draw to two batches (e.g. the real and synthetic images of a class)."""
+        draw = self.draw(1, a.shape[-2:], generator, siamese=True)
+        return self.apply(a, draw), self.apply(b, draw)
+
     def __call__(self, x: torch.Tensor, generator: torch.Generator, *, siamese: bool = False) -> torch.Tensor:
         """Draw fresh parameters and apply them."""
         return self.apply(x, self.draw(x.shape[0], x.shape[-2:], generator, siamese=siamese))
@@ -205,8 +212,6 @@ class DSA:
         return x * mask.unsqueeze(1).to(x.dtype)
 
     def _noise(self, x: torch.Tensor, v: dict[str, torch.Tensor]) -> torch.Tensor:
-        if self.params.noise_std == 0:
-            return x
         gen = torch.Generator(device=x.device)
         gen.manual_seed(int(v["noise_seed"]))
         return x + self.params.noise_std * torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)

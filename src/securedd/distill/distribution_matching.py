@@ -86,8 +86,7 @@ class DMMethod(Method):
         for c in range(ctx.spec.num_classes):
             r, s = self.real_batch(c), syn.images[c * ctx.ipc : (c + 1) * ctx.ipc]
             if self.dsa is not None:
-                draw = self.dsa.draw(1, r.shape[-2:], gen, siamese=True)
-                r, s = self.dsa.apply(r, draw), self.dsa.apply(s, draw)
+                r, s = self.dsa.siamese(r, s, gen)
             real.append(r)
             fake.append(s)
         yield dm_loss(net.embed, real, fake)

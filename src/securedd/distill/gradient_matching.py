@@ -137,8 +137,7 @@ class DCMethod(Method):
             real = self.real_batch(c)
             fake = syn.images[c * ctx.ipc : (c + 1) * ctx.ipc]
             if self.dsa is not None:
-                draw = self.dsa.draw(1, real.shape[-2:], gen, siamese=True)
-                real, fake = self.dsa.apply(real, draw), self.dsa.apply(fake, draw)
+                real, fake = self.dsa.siamese(real, fake, gen)
             y_real = torch.full((real.shape[0],), c, device=ctx.device)
             g_real = torch.autograd.grad(F.cross_entropy(net(real), y_real), params)
             g_real = [g.detach() for g in g_real]

@@ -7,6 +7,7 @@ final accuracy only, never the best on test.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -246,7 +247,7 @@ def evaluate_set(
             f"the set's images are {tuple(images.shape[1:])} but '{spec.name}' test images are {spec.shape}"
         )
     if lrs is not None and lrs.numel() == 1:
-        settings = TrainSettings(**{**settings.__dict__, "lr": float(lrs)})
+        settings = dataclasses.replace(settings, lr=float(lrs))
         lrs = None
     images, labels, test = images.to(device), labels.to(device), test.to(device)
     archs = []

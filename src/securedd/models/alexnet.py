@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from securedd.models.layers import FeatureClassifier, first_padding, make_norm
+from securedd.models.layers import FeatureClassifier, first_padding, flat_features, make_norm
 
 __all__ = ["AlexNet"]
 
@@ -32,4 +32,4 @@ class AlexNet(FeatureClassifier):
                 layers.append(nn.MaxPool2d(2, 2))
                 h, w = h // 2, w // 2
         self.features = nn.Sequential(*layers)
-        self._add_classifier(in_channels, image_size, num_classes)
+        self._add_classifier(flat_features(self.features, in_channels, image_size), num_classes)

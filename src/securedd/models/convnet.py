@@ -66,4 +66,4 @@ class ConvNet(FeatureClassifier):
                 h, w = h // 2, w // 2
             channels = width
         self.features = nn.Sequential(*layers)
-        self._add_classifier(in_channels, image_size, num_classes)  # feature_dim = width*h*w (2048 for MNIST)
+        self._add_classifier(width * h * w, num_classes)  # 2048 features for MNIST and CIFAR

@@ -88,8 +88,8 @@ class FeatureClassifier(nn.Module):
 
     features: nn.Module
 
-    def _add_classifier(self, in_channels: int, image_size: tuple[int, int], num_classes: int) -> None:
-        self.feature_dim = flat_features(self.features, in_channels, image_size)
+    def _add_classifier(self, feature_dim: int, num_classes: int) -> None:
+        self.feature_dim = feature_dim
         self.classifier = nn.Linear(self.feature_dim, num_classes)
 
     def embed(self, x):  # type: ignore[no-untyped-def]

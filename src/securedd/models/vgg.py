@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from securedd.models.layers import FeatureClassifier, first_padding, make_norm
+from securedd.models.layers import FeatureClassifier, first_padding, flat_features, make_norm
 
 __all__ = ["VGG", "VGG_CONFIGS"]
 
@@ -48,4 +48,4 @@ class VGG(FeatureClassifier):
             ]
             channels, first = int(item), False
         self.features = nn.Sequential(*layers)
-        self._add_classifier(in_channels, image_size, num_classes)
+        self._add_classifier(flat_features(self.features, in_channels, image_size), num_classes)
