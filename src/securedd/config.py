@@ -34,6 +34,7 @@ __all__ = [
     "RunConfig",
     "apply_overrides",
     "check_device",
+    "config_from_dict",
     "config_to_dict",
     "config_to_toml",
     "load_config",
@@ -196,6 +197,11 @@ def _from_dict(values: Mapping[str, Any]) -> RunConfig:
                 f"Valid top-level keys: {', '.join(top_types)}."
             )
     return RunConfig(**kwargs)
+
+
+def config_from_dict(values: Mapping[str, Any]) -> RunConfig:
+    """Build a :class:`RunConfig` from nested settings (as in a TOML file), checking every key and type."""
+    return _from_dict(values)
 
 
 def load_config(path: str | Path | None = None) -> RunConfig:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from pathlib import Path
 
 __all__ = [
     "ArtifactError",
     "ConfigError",
     "DataError",
+    "Interrupted",
     "MismatchError",
     "SecureddError",
     "UnknownNameError",
@@ -46,6 +48,23 @@ class ArtifactError(SecureddError):
 
 class MismatchError(SecureddError, ValueError):
     """Two things that must agree (artifact vs model, IPC vs class size...) do not."""
+
+
+class Interrupted(SecureddError):
+    """A run was stopped by Ctrl-C (SIGINT) after saving a checkpoint it can resume from.
+
+    Attributes:
+        checkpoint: the checkpoint file written.
+        iteration: iterations completed (and saved).
+        total: iterations the run was configured for.
+    """
+
+    def __init__(self, checkpoint: Path, iteration: int, total: int) -> None:
+        super().__init__(f"interrupted at iteration {iteration}/{total}; checkpoint saved to {checkpoint}")
+        self.checkpoint, self.iteration, self.total = checkpoint, iteration, total
+
+    def __reduce__(self) -> tuple[type, tuple[Path, int, int]]:  # picklable across processes
+        return type(self), (self.checkpoint, self.iteration, self.total)
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:

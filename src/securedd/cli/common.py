@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 
 from securedd.config import RunConfig, apply_overrides, config_to_toml, load_config
+from securedd.presets import Preset, find_preset
 
-__all__ = ["add_data_flags", "add_run_flags", "build_config", "echo", "examples", "print_config"]
+__all__ = ["add_data_flags", "add_run_flags", "build_config", "echo", "examples", "print_config", "resolve_config"]
 
 
 def examples(*lines: str) -> str:
@@ -24,19 +25,44 @@ def add_data_flags(p: argparse.ArgumentParser) -> None:
 
 
 def add_run_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", metavar="FILE", help="TOML config file (see configs/)")
+    p.add_argument("--config", metavar="FILE", help="TOML config file (see configs/); replaces the preset")
     p.add_argument("--dataset", help="dataset name, imagefolder:PATH or npz:PATH (securedd list datasets)")
     p.add_argument("--method", help="distillation method (securedd list methods)")
     p.add_argument("--ipc", type=int, help="images per class")
     p.add_argument("--model", help="model the method uses (securedd list models)")
     p.add_argument("--seed", type=int, help="run seed (same seed, same artifact)")
+    p.add_argument("--no-preset", action="store_true",
+                   help="without --config, start from the built-in defaults instead of the method's preset "
+                        "for this dataset and IPC (securedd list presets)")
     add_data_flags(p)
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. method.iterations=3")
 
 
 def build_config(args: argparse.Namespace) -> RunConfig:
-    """Config file, then the dotted overrides, then the explicit flags (flags win)."""
-    cfg = load_config(getattr(args, "config", None))
+    """Config file (or preset), then the dotted overrides, then the explicit flags (flags win)."""
+    return resolve_config(args)[0]
+
+
+def resolve_config(args: argparse.Namespace) -> tuple[RunConfig, Preset | None]:
+    """The run config and the preset it started from, if any.
+
+    Without ``--config`` (and without ``--no-preset``, on subcommands that have it), the
+    preset of the requested method, dataset and IPC (``securedd list presets``; nearest IPC
+    when there is no exact entry) is the base; the overrides and flags go over it.
+    """
+    overrides = _overrides(args)
+    config_file = getattr(args, "config", None)
+    cfg = apply_overrides(load_config(config_file), overrides)
+    if config_file is not None or getattr(args, "no_preset", True):
+        return cfg, None
+    preset = find_preset(cfg.method.name, cfg.data.name, cfg.method.ipc)
+    if preset is None:
+        return cfg, None
+    return apply_overrides(preset.config(), overrides), preset
+
+
+def _overrides(args: argparse.Namespace) -> list[str]:
+    """The dotted overrides followed by the explicit flags, as ``key=value`` strings."""
     overrides = list(getattr(args, "overrides", None) or [])
     flag_keys = {"dataset": "data.name", "method": "method.name", "ipc": "method.ipc", "model": "model",
                  "seed": "seed", "device": "device", "data_root": "data.root"}
@@ -46,7 +72,7 @@ def build_config(args: argparse.Namespace) -> RunConfig:
             overrides.append(f"{key}={_toml_value(value)}")
     if getattr(args, "download", False):
         overrides.append("data.download=true")
-    return apply_overrides(cfg, overrides)
+    return overrides
 
 
 def _toml_value(value: object) -> str:
@@ -60,9 +86,13 @@ def echo(*parts: object, err: bool = False) -> None:
     print(*parts, file=sys.stderr if err else sys.stdout, flush=True)
 
 
-def print_config(cfg: RunConfig, quiet: bool) -> None:
-    if not quiet:
-        echo("# resolved config\n" + config_to_toml(cfg).rstrip() + "\n")
+def print_config(cfg: RunConfig, quiet: bool, preset: Preset | None = None) -> None:
+    if quiet:
+        return
+    head = "# resolved config"
+    if preset is not None:
+        head += f"\n# preset: {preset.describe()}\n# (flags and key=value overrides win over the preset; --no-preset turns it off)"
+    echo(head + "\n" + config_to_toml(cfg).rstrip() + "\n")
 
 
 def default_out(cfg: RunConfig) -> Path:

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from securedd.api import distill
-from securedd.cli.common import add_run_flags, build_config, default_out, echo, examples, print_config
+from securedd.cli.common import add_run_flags, default_out, echo, examples, print_config, resolve_config
 from securedd.visualize import save_grid
 
 
@@ -30,8 +30,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = build_config(args)
-    print_config(cfg, args.quiet)
+    cfg, preset = resolve_config(args)
+    print_config(cfg, args.quiet, preset)
     out = Path(args.out) if args.out else default_out(cfg)
     start = time.perf_counter()
     art = distill(cfg, out=out, progress=not args.quiet, resume=args.resume)

@@ -1,4 +1,4 @@
-"""``securedd list methods|models|datasets``."""
+"""``securedd list methods|models|datasets|presets``."""
 
 from __future__ import annotations
 
@@ -8,19 +8,26 @@ from securedd.cli.common import echo, examples
 from securedd.data import DATASETS
 from securedd.distill import METHODS
 from securedd.models import MODELS
+from securedd.presets import list_presets
 
 KINDS = {"methods": METHODS, "models": MODELS, "datasets": DATASETS}
+CHOICES = (*KINDS, "presets")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("list", help="show what is registered", description="Show registered methods, models or datasets.",
-                       epilog=examples("securedd list methods", "securedd list models", "securedd list datasets"),
+    p = sub.add_parser("list", help="show what is registered",
+                       description="Show registered methods, models or datasets, or the shipped method presets.",
+                       epilog=examples("securedd list methods", "securedd list models", "securedd list datasets",
+                                       "securedd list presets", "securedd list presets --method dsa"),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=sorted(KINDS), help="what to list")
+    p.add_argument("what", choices=sorted(CHOICES), help="what to list")
+    p.add_argument("--method", help="with presets: only this method's")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.what == "presets":
+        return _presets(args.method)
     registry = KINDS[args.what]
     width = max(len(n) for n in registry.names())
     for name in registry.names():
@@ -28,4 +35,16 @@ def run(args: argparse.Namespace) -> int:
     if args.what == "datasets":
         echo(f"{'imagefolder:PATH':<{width}}  your images: PATH/<class>/*.png, or PATH/train and PATH/test")
         echo(f"{'npz:PATH':<{width}}  your arrays: x_train, y_train, x_test, y_test (+ class_names)")
+    return 0
+
+
+def _presets(method: str | None) -> int:
+    rows = [(p.method, p.dataset, f"ipc{p.ipc}", " ".join(f"{k}={v}" for k, v in p.values["method"].items()))
+            for p in list_presets(method)]
+    head = ("method", "dataset", "ipc", "method settings")
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(3)]
+    for row in [head, *rows]:
+        echo("  ".join(f"{cell:<{w}}" for cell, w in zip(row, widths, strict=False)) + "  " + row[3])
+    echo("\nsecuredd distill --dataset D --method M --ipc N picks the matching preset (nearest IPC if none); "
+         "flags and key=value overrides win over it, --no-preset turns it off.")
     return 0

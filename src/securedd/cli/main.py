@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import sys
 
 from securedd import __version__
 from securedd.cli import demo_cmd, distill_cmd, evaluate_cmd, list_cmd, show_cmd
 from securedd.cli.common import examples
-from securedd.errors import SecureddError
+from securedd.errors import Interrupted, SecureddError
 from securedd.rng import seed_globals
 
 SUBCOMMANDS = (demo_cmd, distill_cmd, evaluate_cmd, show_cmd, list_cmd)
@@ -36,6 +37,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def resume_command(argv: list[str] | None) -> str:
+    """The command line that continues an interrupted run: the same arguments plus ``--resume``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--resume" not in args:
+        args.append("--resume")
+    return shlex.join(["securedd", *args])
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (0 ok, 2 bad input, 130 interrupted)."""
     parser = build_parser()
@@ -48,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     seed_globals(getattr(args, "seed", None) or 0)
     try:
         return int(args.run(args))
+    except Interrupted as exc:
+        print(f"securedd {args.command}: {exc}; resume with: {resume_command(argv)}", file=sys.stderr)
+        return 130
     except SecureddError as exc:
         print(f"securedd {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -15,6 +15,7 @@ import io
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -27,7 +28,8 @@ from securedd.config import RunConfig, config_to_dict
 from securedd.data.sampler import ClassBalancedSampler, check_ipc
 from securedd.data.spec import RealData
 from securedd.distill.synthetic import SyntheticSet
-from securedd.errors import ConfigError, did_you_mean
+from securedd.errors import ConfigError, Interrupted, did_you_mean
+from securedd.interrupt import StopOnInterrupt
 from securedd.models import create_model
 from securedd.registry import Registry
 from securedd.rng import make_generator
@@ -178,7 +180,10 @@ def run_method(
         real: the real training data.
         progress: show a progress bar over iterations.
         checkpoint: where to write checkpoints every ``config.method.checkpoint_every``
-            iterations (atomically); with ``resume``, where to resume from.
+            iterations (atomically); with ``resume``, where to resume from. With a
+            checkpoint, Ctrl-C (SIGINT, main thread) stops the run at the next iteration
+            boundary: the checkpoint is written and :class:`~securedd.errors.Interrupted`
+            raised; a second Ctrl-C aborts at once.
         resume: continue from ``checkpoint`` if it exists.
         callbacks: called as ``cb(iteration, loss, synthetic)`` after each iteration.
     """
@@ -207,21 +212,28 @@ def run_method(
     every = config.method.checkpoint_every
     bar = tqdm(range(first, iterations), desc=f"distill {method_cls.name}", disable=not progress or iterations == 0,
                initial=first, total=iterations)
-    for it in bar:
-        total, steps = 0.0, 0
-        for loss in method.losses(syn, it):
-            if opt is not None:
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-            total += float(loss.detach())
-            steps += 1
-        history.append(total / max(steps, 1))
-        bar.set_postfix(loss=f"{history[-1]:.4f}")
-        for cb in callbacks:
-            cb(it, history[-1], syn)
-        if ckpt_path is not None and every > 0 and (it + 1) % every == 0 and it + 1 < iterations:
-            atomic_write_bytes(ckpt_path, _checkpoint_bytes(it + 1, syn, opt, ctx, history))
+    # With a checkpoint file, the first Ctrl-C stops at the next iteration boundary (below).
+    guard = StopOnInterrupt("the current iteration") if ckpt_path is not None and first < iterations else nullcontext()
+    with guard as stop:
+        for it in bar:
+            total, steps = 0.0, 0
+            for loss in method.losses(syn, it):
+                if opt is not None:
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                total += float(loss.detach())
+                steps += 1
+            history.append(total / max(steps, 1))
+            bar.set_postfix(loss=f"{history[-1]:.4f}")
+            for cb in callbacks:
+                cb(it, history[-1], syn)
+            stopping = stop is not None and stop.requested and it + 1 < iterations
+            if ckpt_path is not None and (stopping or (every > 0 and (it + 1) % every == 0 and it + 1 < iterations)):
+                atomic_write_bytes(ckpt_path, _checkpoint_bytes(it + 1, syn, opt, ctx, history))
+            if stopping:
+                bar.close()
+                raise Interrupted(ckpt_path, it + 1, iterations)  # type: ignore[arg-type]
     return DistillResult(syn, method_cls.name, dataclasses.asdict(params), iterations, history,
                          time.perf_counter() - start)
 
