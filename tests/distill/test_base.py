@@ -1,5 +1,7 @@
 """The shared loop: parameters, iteration, checkpoints and resume, with a small learned method."""
 
+import signal
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +12,7 @@ import torch
 from securedd.config import RunConfig, apply_overrides
 from securedd.distill import METHODS, Method, SyntheticSet, run_method
 from securedd.distill.synthetic import class_labels, init_images
-from securedd.errors import ConfigError, MismatchError, UnknownNameError
+from securedd.errors import ConfigError, Interrupted, MismatchError, UnknownNameError
 
 
 @dataclass(frozen=True)
@@ -99,3 +101,56 @@ def test_method_settings_are_validated(digits_train):
         run_method(apply_overrides(RunConfig(), ["method.name=nope"]), digits_train, progress=False)
     with pytest.raises(MismatchError, match="smallest class"):
         run_method(_cfg("method.ipc=1000"), digits_train, progress=False)
+
+
+def _ctrl_c_at(*iterations: int, times: int = 1):
+    def callback(it, loss, syn):
+        if it in iterations:
+            for _ in range(times):
+                signal.raise_signal(signal.SIGINT)
+
+    return callback
+
+
+def test_ctrl_c_saves_the_last_completed_iteration_and_resume_is_bit_exact(digits_train, tmp_path: Path):
+    cfg = _cfg("method.iterations=8")  # checkpoint_every 0: Ctrl-C still saves one
+    full = run_method(cfg, digits_train, progress=False)
+    ckpt, before = tmp_path / "run.ckpt", signal.getsignal(signal.SIGINT)
+    with pytest.raises(Interrupted, match=f"interrupted at iteration 4/8; checkpoint saved to {ckpt}"):
+        run_method(cfg, digits_train, progress=False, checkpoint=ckpt, callbacks=(_ctrl_c_at(3),))
+    assert signal.getsignal(signal.SIGINT) is before
+    assert torch.load(ckpt, weights_only=True)["iteration"] == 4
+    resumed = run_method(cfg, digits_train, progress=False, checkpoint=ckpt, resume=True)
+    assert torch.equal(resumed.synthetic.images, full.synthetic.images) and resumed.history == full.history
+
+
+def test_a_second_ctrl_c_aborts_at_once(digits_train, tmp_path: Path):
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        run_method(_cfg(), digits_train, progress=False, checkpoint=tmp_path / "run.ckpt", callbacks=(_ctrl_c_at(1, times=2),))
+    assert signal.getsignal(signal.SIGINT) is before and not (tmp_path / "run.ckpt").exists()
+
+
+def test_ctrl_c_in_the_last_iteration_finishes_and_without_a_checkpoint_stays_a_keyboard_interrupt(digits_train, tmp_path):
+    result = run_method(_cfg(), digits_train, progress=False, checkpoint=tmp_path / "c", callbacks=(_ctrl_c_at(5),))
+    assert len(result.history) == 6
+    with pytest.raises(KeyboardInterrupt):
+        run_method(_cfg(), digits_train, progress=False, callbacks=(_ctrl_c_at(1),))
+
+
+def test_no_handler_is_installed_outside_the_main_thread(digits_train, tmp_path: Path):
+    seen, errors = [], []
+
+    def record(it, loss, syn):
+        seen.append(signal.getsignal(signal.SIGINT))
+
+    def work():
+        try:
+            run_method(_cfg(), digits_train, progress=False, checkpoint=tmp_path / "c", callbacks=(record,))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    assert not errors and len(seen) == 6 and all(h is signal.getsignal(signal.SIGINT) for h in seen)

@@ -14,10 +14,18 @@ from securedd.visualize import save_grid
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "distill", help="distil a dataset into a .safetensors artifact",
-        description="Distil a dataset into a few images per class and write a verified artifact.",
+        description="Distil a dataset into a few images per class and write a verified artifact. Without "
+                    "--config, the method's preset for the dataset and IPC (securedd list presets) is the starting "
+                    "point; flags and KEY=VALUE overrides win over it. Ctrl-C stops at the next iteration, saves a "
+                    "checkpoint next to --out and prints the command that resumes it (a second Ctrl-C aborts).",
         epilog=examples(
             "securedd distill --dataset digits --method herding --ipc 10 --out digits.safetensors",
-            "securedd distill --dataset mnist --method random --ipc 10 --data-root ~/data --out x.safetensors",
+            "securedd distill --dataset mnist --method dsa --ipc 10 --data-root ~/data --out dsa.safetensors",
+            "securedd distill --dataset mnist --method dsa --ipc 10 --data-root ~/data --out dsa.safetensors --resume",
+            "securedd distill --dataset cifar10 --method dm --ipc 10 --data-root ~/data method.iterations=2000",
+            "securedd distill --dataset mnist --method dsa --ipc 10 --data-root ~/data --no-preset method.iterations=200",
+            "securedd distill --dataset digits --method dc --ipc 1 method.iterations=50 method.checkpoint_every=10 "
+            "--out dc.safetensors",
             "securedd distill --config configs/digits_herding_ipc10.toml seed=1 method.embed_steps=100",
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -25,7 +33,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_run_flags(p)
     p.add_argument("--out", "-o", metavar="FILE", help="artifact to write (default: out/<data>_<method>_ipc<N>_seed<S>.safetensors)")
     p.add_argument("--grid", action="store_true", help="also write a PNG grid next to the artifact")
-    p.add_argument("--resume", action="store_true", help="continue from the checkpoint next to --out")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the checkpoint next to --out (written every method.checkpoint_every "
+                        "iterations and on Ctrl-C); the artifact is the same as an uninterrupted run's")
     p.set_defaults(run=run)
 
 

@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=examples(
             "securedd demo",
             "securedd list methods",
+            "securedd list presets",
             "securedd distill --dataset digits --method herding --ipc 10 --out digits.safetensors",
             "securedd evaluate digits.safetensors --runs 3",
             "securedd show digits.safetensors",

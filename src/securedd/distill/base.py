@@ -6,6 +6,8 @@ starts (:meth:`Method.init_synthetic`), which optimiser updates it
 (:meth:`Method.losses`, a generator so a method can do work between its steps). The loop
 owns iteration, seeding, optimiser steps, checkpoints, progress and callbacks. Coreset
 methods have zero iterations: their ``init_synthetic`` is the whole selection.
+:meth:`Method.loss_function` exposes a method's first loss as a function of the images,
+for gradient checks; the default derived from ``losses`` fits most methods.
 """
 
 from __future__ import annotations
@@ -85,6 +87,11 @@ class DistillContext:
         for k, state in states.items():
             self.generator(k).set_state(state)
 
+    def rewind_generators(self, states: Mapping[str, torch.Tensor]) -> None:
+        """Set every generator back to ``states``; those created since restart from the seed."""
+        for k, g in self._generators.items():
+            g.set_state(states[k] if k in states else make_generator(self.seed, k, device=self.device).get_state())
+
 
 class Method:
     """Base class of distillation methods (see the module docstring)."""
@@ -132,6 +139,22 @@ class Method:
     def losses(self, syn: SyntheticSet, iteration: int) -> Iterator[torch.Tensor]:
         """The losses of one iteration; the loop takes an optimiser step on each."""
         return iter(())
+
+    def loss_function(self, syn: SyntheticSet) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The first loss of iteration 0 as a deterministic function of the synthetic images.
+
+        For gradient checks (``torch.autograd.gradcheck``): the function replays
+        :meth:`losses` on a copy of ``syn`` whose ``images`` are its argument, after rewinding
+        every generator to its state at this call, and returns the first loss. Override it
+        when a method's first loss depends on state the generators do not capture.
+        """
+        ctx, states = self.ctx, self.ctx.generator_states()
+
+        def first_loss(images: torch.Tensor) -> torch.Tensor:
+            ctx.rewind_generators(states)
+            return next(iter(self.losses(dataclasses.replace(syn, images=images), 0)))
+
+        return first_loss
 
 
 @dataclass

@@ -122,17 +122,24 @@ class Preset:
         return self.apply(RunConfig())
 
 
-def _split_setting(table: Mapping[str, Any], where: str) -> dict[str, Any]:
+def _split_setting(table: Mapping[str, Any], where: str, source: str) -> dict[str, Any]:
     """A setting table of a file as nested values: method keys, run keys and sub-tables apart."""
+    from securedd.models import MODELS
+
     values: dict[str, Any] = {"method": {}}
     for key, value in table.items():
         if isinstance(value, Mapping):
             if key not in _SUB_TABLES:
                 raise ConfigError(
-                    f"[{where}.{key}]: a setting may hold only these sub-tables: {', '.join(_SUB_TABLES)}."
-                    f"{did_you_mean(key, _SUB_TABLES)} Method settings go directly in [{where}]."
+                    f"preset file '{source}': [{where}.{key}]: a setting may hold only these sub-tables: "
+                    f"{', '.join(_SUB_TABLES)}.{did_you_mean(key, _SUB_TABLES)} Method settings go directly in [{where}]."
                 )
             values[key] = dict(value)
+        elif key == "model" and (not isinstance(value, str) or value not in MODELS):
+            raise ConfigError(
+                f"preset file '{source}': [{where}] model = {value!r} is not a registered model."
+                f"{did_you_mean(str(value), MODELS.names())} See securedd list models."
+            )
         elif key in _RUN_KEYS:
             values[key] = value
         else:
@@ -175,7 +182,7 @@ def load_preset_file(path: str | Path, *, source: str | None = None) -> list[Pre
     defaults = tables.pop("defaults", {})
     if not isinstance(defaults, Mapping):
         raise ConfigError(f"preset file '{source}': 'defaults' must be a table ([defaults]); {hint}")
-    base = _split_setting(defaults, "defaults")
+    base = _split_setting(defaults, "defaults", source)
     presets = []
     for dataset, entries in tables.items():
         if not isinstance(entries, Mapping):
@@ -189,7 +196,7 @@ def load_preset_file(path: str | Path, *, source: str | None = None) -> list[Pre
             match = _IPC_TABLE.fullmatch(name)
             if match is None or not isinstance(table, Mapping):
                 raise ConfigError(f"preset file '{source}': [{dataset}.{name}] is not a setting table; {hint}")
-            values = _merge(base, _split_setting(table, f"{dataset}.{name}"))
+            values = _merge(base, _split_setting(table, f"{dataset}.{name}", source))
             preset = Preset(method, dataset, int(match.group(1)), values, source)
             preset.config()  # checks model, eval.* and the method's loop fields now, naming the file
             presets.append(preset)
