@@ -45,6 +45,10 @@ def distill(
         real: the training data, if already loaded (otherwise read from ``config.data``).
         progress: show progress bars.
         resume: continue from the checkpoint beside ``out``.
+
+    Raises:
+        Interrupted: Ctrl-C stopped the run (with ``out`` set); the checkpoint beside
+            ``out`` was written and ``resume=True`` continues it.
     """
     check_device(config.device)
     if real is None:
