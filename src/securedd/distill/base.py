@@ -131,6 +131,11 @@ class Method:
         """The losses of one iteration; the loop takes an optimiser step on each."""
         return iter(())
 
+    def artifact_metadata(self) -> dict[str, Any]:
+        """Extra artifact metadata: ``decoder`` (how stored images decode into training
+        images) and ``evaluation`` (settings evaluation should use); empty by default."""
+        return {}
+
 
 @dataclass
 class DistillResult:
@@ -142,6 +147,7 @@ class DistillResult:
     iterations: int
     history: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 def list_methods() -> list[str]:
@@ -223,7 +229,7 @@ def run_method(
         if ckpt_path is not None and every > 0 and (it + 1) % every == 0 and it + 1 < iterations:
             atomic_write_bytes(ckpt_path, _checkpoint_bytes(it + 1, syn, opt, ctx, history))
     return DistillResult(syn, method_cls.name, dataclasses.asdict(params), iterations, history,
-                         time.perf_counter() - start)
+                         time.perf_counter() - start, method.artifact_metadata())
 
 
 def resolved_config(config: RunConfig, result: DistillResult) -> dict[str, Any]:
