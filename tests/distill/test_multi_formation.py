@@ -8,6 +8,7 @@ import torch
 
 from securedd import api
 from securedd.artifacts import load_artifact
+from securedd.cli.main import main
 from securedd.config import RunConfig, apply_overrides
 from securedd.distill import run_method
 from securedd.distill.gradient_matching import gradient_distance
@@ -157,6 +158,13 @@ def test_artifact_records_stored_and_decoded_ipc(digits_train, tmp_path: Path):
                                             "dsa_strategy": "color_crop_scale_rotate"}  # digits' strategy, no cutout
     low = (0 - art.spec.mean[0]) / art.spec.std[0]
     assert float(art.images.min()) >= low - 1e-6  # initial images are valid pixels
+
+
+def test_show_states_stored_and_decoded_ipc(digits_train, tmp_path: Path, capsys):
+    path = tmp_path / "idc.safetensors"
+    api.distill(_cfg("method.iterations=0", "method.ipc=3"), out=path, real=digits_train, progress=False)
+    assert main(["show", str(path), "--out", str(tmp_path / "grid.png")]) == 0
+    assert "idc, IPC 3 stored (decodes to 12 per class, factor 2)" in capsys.readouterr().out
 
 
 def test_idc_settings_are_validated(digits_train):
