@@ -15,7 +15,9 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from securedd.artifacts import Artifact, load_artifact, save_artifact
 from securedd.config import EvalConfig, RunConfig, check_device
@@ -23,6 +25,7 @@ from securedd.data import load_dataset
 from securedd.data.spec import RealData
 from securedd.distill import run_method
 from securedd.distill.base import resolved_config
+from securedd.distill.multi_formation import decode_stored
 from securedd.errors import MismatchError
 from securedd.evaluate.train_eval import EvalReport, TrainSettings, evaluate_set
 
@@ -60,6 +63,7 @@ def distill(
         spec=real.spec, method=result.method, ipc=config.method.ipc, seed=config.seed, lrs=syn.lrs,
         extras=syn.extras, config=resolved_config(config, result),
         info={"iterations": result.iterations, "final_loss": result.history[-1] if result.history else None},
+        decoder=result.metadata.get("decoder"), evaluation=result.metadata.get("evaluation"),
     )
     if out is None:
         import tempfile
@@ -73,11 +77,18 @@ def distill(
     return art
 
 
-def eval_settings(cfg: EvalConfig, dsa_strategy: str) -> TrainSettings:
-    """The training protocol of an :class:`EvalConfig` (default epochs: 1000 with DSA, 300 without)."""
+def eval_settings(cfg: EvalConfig, dsa_strategy: str, hints: Mapping[str, Any] | None = None) -> TrainSettings:
+    """The training protocol of an :class:`EvalConfig` (default epochs: 1000 with DSA, 300 without).
+
+    ``hints`` is an artifact's ``evaluation`` metadata (IDC: CutMix and its augmentation);
+    explicit ``cfg`` values win over it.
+    """
+    hints = hints or {}
     epochs = cfg.epochs if cfg.epochs is not None else (1000 if cfg.dsa else 300)
-    strategy = (cfg.dsa_strategy or dsa_strategy) if cfg.dsa else None
-    return TrainSettings(epochs, cfg.lr, cfg.momentum, cfg.weight_decay, cfg.batch_size, strategy)
+    strategy = (cfg.dsa_strategy or hints.get("dsa_strategy") or dsa_strategy) if cfg.dsa else None
+    cutmix = cfg.cutmix if cfg.cutmix is not None else float(hints.get("cutmix_prob", 0.0))
+    return TrainSettings(epochs, cfg.lr, cfg.momentum, cfg.weight_decay, cfg.batch_size, strategy,
+                         cutmix, float(hints.get("cutmix_beta", 1.0)))
 
 
 def evaluate(
@@ -87,6 +98,7 @@ def evaluate(
     runs: int | None = None,
     epochs: int | None = None,
     dsa: bool | None = None,
+    cutmix: float | None = None,
     config: EvalConfig | None = None,
     data_root: str | Path | None = None,
     test: RealData | None = None,
@@ -97,8 +109,10 @@ def evaluate(
     """Train fresh models on an artifact and test them on the real test split.
 
     The test split is read from the artifact's dataset and normalised with its stored
-    spec. Soft labels and learned learning rates in the artifact are honoured. Keyword
-    arguments override the matching ``config`` fields.
+    spec. Soft labels and learned learning rates in the artifact are honoured. A
+    multi-formation artifact (IDC) is decoded first, as its ``decoder`` metadata says, and
+    trained with the CutMix and augmentation its ``evaluation`` metadata asks for. Keyword
+    arguments override the matching ``config`` fields (``cutmix=0`` turns CutMix off).
 
     Raises:
         MismatchError: the artifact does not fit the test data or model.
@@ -106,7 +120,8 @@ def evaluate(
     check_device(device)
     art = artifact if isinstance(artifact, Artifact) else load_artifact(artifact)
     cfg = config or EvalConfig()
-    overrides = {"models": tuple(models) if models else None, "runs": runs, "epochs": epochs, "dsa": dsa}
+    overrides = {"models": tuple(models) if models else None, "runs": runs, "epochs": epochs, "dsa": dsa,
+                 "cutmix": cutmix}
     cfg = dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     spec = art.spec
     if test is None:
@@ -117,8 +132,11 @@ def evaluate(
             f"is '{test.spec.name}' {test.spec.shape} with {test.spec.num_classes} classes"
         )
     steps = (art.metadata.get("info") or {}).get("schedule_steps")
-    return evaluate_set(
-        art.images, art.labels, test, models=cfg.models, runs=cfg.runs,
-        settings=eval_settings(cfg, spec.dsa_strategy), seed=seed, lrs=art.lrs, steps=steps,
-        device=device, progress=progress,
+    images, labels = decode_stored(art.images, art.labels, art.decoder)
+    report = evaluate_set(
+        images, labels, test, models=cfg.models, runs=cfg.runs,
+        settings=eval_settings(cfg, spec.dsa_strategy, art.metadata.get("evaluation")), seed=seed, lrs=art.lrs,
+        steps=steps, device=device, progress=progress,
     )
+    report.set_info = art.ipc_accounting()
+    return report

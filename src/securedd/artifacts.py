@@ -77,6 +77,28 @@ class Artifact:
     def ipc(self) -> int:
         return int(self.metadata["ipc"])
 
+    @property
+    def decoder(self) -> dict[str, Any] | None:
+        """How stored images decode into training images (multi-formation), or ``None``."""
+        return self.metadata.get("decoder")
+
+    @property
+    def decoded_ipc(self) -> int:
+        """Training images per class after decoding (``ipc`` when nothing is decoded)."""
+        return self.ipc * int((self.decoder or {}).get("images_per_stored", 1))
+
+    def ipc_accounting(self) -> dict[str, Any]:
+        """Stored IPC (the storage budget), decoded IPC, factor and a one-line summary.
+
+        For an IDC set of 10 stored images per class at factor 2 the summary reads
+        ``"IPC 10 stored (decodes to 40 per class, factor 2)"``; for other sets ``"IPC 10"``.
+        """
+        factor = (self.decoder or {}).get("factor")
+        summary = f"IPC {self.ipc}"
+        if self.decoded_ipc != self.ipc:
+            summary += f" stored (decodes to {self.decoded_ipc} per class{f', factor {factor}' if factor else ''})"
+        return {"stored_ipc": self.ipc, "decoded_ipc": self.decoded_ipc, "factor": factor, "summary": summary}
+
     def hard_labels(self) -> torch.Tensor:
         """(N,) int64 class of each image (arg-max for soft labels)."""
         return self.labels.argmax(1) if self.soft_labels else self.labels
@@ -141,6 +163,8 @@ def save_artifact(
     config: dict[str, Any] | None = None,
     privacy: dict[str, Any] | None = None,
     info: dict[str, Any] | None = None,
+    decoder: dict[str, Any] | None = None,
+    evaluation: dict[str, Any] | None = None,
 ) -> Artifact:
     """Write a distilled set atomically and return it as loaded.
 
@@ -155,6 +179,10 @@ def save_artifact(
         config: the resolved run configuration.
         privacy: the privacy ledger (mechanism, epsilon, delta, rounds) when a defence ran.
         info: further JSON-friendly facts (iterations run, timings...).
+        decoder: for multi-formation sets, how stored images decode into training images
+            (``kind``, ``factor``, ``images_per_stored``, ``decoded_ipc``...); ``ipc`` stays
+            the stored images per class.
+        evaluation: training settings the method asks evaluation to use (e.g. CutMix).
     """
     _check_tensors(images, labels, spec, Path(path))
     tensors: dict[str, torch.Tensor] = {
@@ -181,6 +209,10 @@ def save_artifact(
         "info": info or {},
         "versions": _versions(),
     }
+    if decoder is not None:
+        metadata["decoder"] = decoder
+    if evaluation is not None:
+        metadata["evaluation"] = evaluation
     metadata["sha256"] = compute_sha256(tensors, metadata)
     blob = st_save(tensors, metadata={METADATA_KEY: json.dumps(metadata, sort_keys=True, separators=(",", ":"))})
     path = Path(path)

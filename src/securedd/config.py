@@ -70,7 +70,8 @@ class EvalConfig:
     """The evaluation protocol (REFERENCE section 2).
 
     ``epochs=None`` means 1000 with augmentation and 300 without; the learning rate drops
-    ten-fold once, half-way.
+    ten-fold once, half-way. ``cutmix=None`` means what the artifact asks for (IDC: CutMix
+    with probability 0.5; others: none); a number sets the CutMix probability.
     """
 
     models: tuple[str, ...] = ("convnet",)
@@ -82,6 +83,7 @@ class EvalConfig:
     batch_size: int = 256
     dsa: bool = True
     dsa_strategy: str | None = None
+    cutmix: float | None = None
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ SETUP: dict[str, Callable[[Path], list[str]]] = {
     "dc": lambda scratch: _GRADIENT_MATCHING,
     "dsa": lambda scratch: _GRADIENT_MATCHING,
     "dm": lambda scratch: ["method.batch_real=16"],
+    "idc": lambda scratch: ["method.batch_real=16", "method.inner_loop=2", "method.net_data=16"],
     "herding": lambda scratch: _FEATURE_CORESET,
     "kcenter": lambda scratch: _FEATURE_CORESET,
 }

@@ -28,6 +28,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--runs", type=int, default=3, help="fresh models per architecture (default: 3)")
     p.add_argument("--epochs", type=int, help="training epochs (default: 1000 with DSA, 300 without)")
     p.add_argument("--dsa", action=argparse.BooleanOptionalAction, default=True, help="differentiable augmentation (default: on)")
+    p.add_argument("--cutmix", type=float, metavar="P",
+                   help="CutMix probability per batch (default: what the artifact asks for; IDC 0.5, others 0)")
     p.add_argument("--seed", type=int, default=0, help="seed of the evaluation models")
     p.add_argument("--json", metavar="FILE", help="also write the full report as JSON")
     add_data_flags(p)
@@ -37,11 +39,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     art = load_artifact(args.artifact)
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())
-    echo(f"{args.artifact}: {art.method}, {art.spec.name}, {art.images.shape[0]} images, sha256 {art.sha256[:16]}...")
-    report = evaluate(art, models=models, runs=args.runs, epochs=args.epochs, dsa=args.dsa, data_root=args.data_root,
-                      device=args.device or "cpu", seed=args.seed, progress=not args.quiet)
+    echo(f"{args.artifact}: {art.method}, {art.spec.name}, {art.images.shape[0]} images "
+         f"({art.ipc_accounting()['summary']}), sha256 {art.sha256[:16]}...")
+    report = evaluate(art, models=models, runs=args.runs, epochs=args.epochs, dsa=args.dsa, cutmix=args.cutmix,
+                      data_root=args.data_root, device=args.device or "cpu", seed=args.seed, progress=not args.quiet)
     p = report.protocol
-    echo(f"protocol: {p['epochs']} epochs, lr {p['lr']}, batch {p['batch_size']}, augmentation {p['dsa_strategy'] or 'off'}")
+    cutmix = f", CutMix p={p['cutmix_prob']}" if p.get("cutmix_prob") else ""
+    echo(f"protocol: {p['epochs']} epochs, lr {p['lr']}, batch {p['batch_size']}, "
+         f"augmentation {p['dsa_strategy'] or 'off'}{cutmix}")
     echo(report.to_markdown())
     echo("")
     echo(report.per_class_markdown())

@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     meta = art.metadata
     spec = art.spec
     echo(f"artifact  {args.artifact} (verified, sha256 {art.sha256})")
-    echo(f"method    {art.method}, IPC {art.ipc}, seed {meta['seed']}, {art.images.shape[0]} images, "
+    echo(f"method    {art.method}, {art.ipc_accounting()['summary']}, seed {meta['seed']}, {art.images.shape[0]} images, "
          f"{meta['label_kind']} labels{', learned lr' if art.lrs is not None else ''}")
     echo(f"dataset   {spec.name} {spec.channels}x{spec.height}x{spec.width}, {spec.num_classes} classes, "
          f"mean {spec.mean}, std {spec.std}")

@@ -156,6 +156,11 @@ class Method:
 
         return first_loss
 
+    def artifact_metadata(self) -> dict[str, Any]:
+        """Extra artifact metadata: ``decoder`` (how stored images decode into training
+        images) and ``evaluation`` (settings evaluation should use); empty by default."""
+        return {}
+
 
 @dataclass
 class DistillResult:
@@ -167,6 +172,7 @@ class DistillResult:
     iterations: int
     history: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 def list_methods() -> list[str]:
@@ -258,7 +264,7 @@ def run_method(
                 bar.close()
                 raise Interrupted(ckpt_path, it + 1, iterations)  # type: ignore[arg-type]
     return DistillResult(syn, method_cls.name, dataclasses.asdict(params), iterations, history,
-                         time.perf_counter() - start)
+                         time.perf_counter() - start, method.artifact_metadata())
 
 
 def resolved_config(config: RunConfig, result: DistillResult) -> dict[str, Any]:

@@ -25,7 +25,7 @@ __all__ = ["DCMethod", "DCParams", "DSAMethod", "DSAParams", "gradient_distance"
 
 # REFERENCE section 3: IPC -> (outer_loop, inner_loop).
 SCHEDULE = {1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15), 50: (50, 10)}
-DISTANCES = ("layerwise", "mse", "cos")
+DISTANCES = ("layerwise", "mse", "l1", "cos")
 
 
 def loop_schedule(ipc: int) -> tuple[int, int]:
@@ -43,7 +43,8 @@ def gradient_distance(real: list[torch.Tensor], syn: list[torch.Tensor], kind: s
     """Distance between two lists of per-parameter gradients.
 
     ``layerwise``: per parameter of 2+ dims, rows = output units, sum of (1 - cosine);
-    1-D parameters add 0. ``mse``: sum of squared differences. ``cos``: 1 - cosine of the
+    1-D parameters add 0. ``mse``: sum of squared differences. ``l1``: sum of absolute
+    differences (IDC's distance for grey-scale digits). ``cos``: 1 - cosine of the
     concatenated gradients.
     """
     if kind == "layerwise":
@@ -57,6 +58,8 @@ def gradient_distance(real: list[torch.Tensor], syn: list[torch.Tensor], kind: s
         return total
     if kind == "mse":
         return sum(((gr - gs) ** 2).sum() for gr, gs in zip(real, syn, strict=True))  # type: ignore[return-value]
+    if kind == "l1":
+        return sum((gr - gs).abs().sum() for gr, gs in zip(real, syn, strict=True))  # type: ignore[return-value]
     if kind == "cos":
         r = torch.cat([g.reshape(-1) for g in real])
         s = torch.cat([g.reshape(-1) for g in syn])

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from securedd.data.augment import DSA
+from securedd.data.mix import CutMix
 from securedd.data.spec import RealData
 from securedd.errors import MismatchError
 from securedd.evaluate.fairness import class_variance
@@ -32,7 +33,11 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """How a fresh model is trained on a (small) set."""
+    """How a fresh model is trained on a (small) set.
+
+    ``cutmix_prob`` > 0 mixes a batch with CutMix with that probability (after DSA), as
+    IDC's evaluation does; 0 (the default) leaves training exactly as without it.
+    """
 
     epochs: int = 1000
     lr: float = 0.01
@@ -40,6 +45,8 @@ class TrainSettings:
     weight_decay: float = 5e-4
     batch_size: int = 256
     dsa_strategy: str | None = None  # None: no augmentation
+    cutmix_prob: float = 0.0
+    cutmix_beta: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -71,6 +78,7 @@ def train_model(
                           weight_decay=settings.weight_decay)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[settings.epochs // 2], gamma=0.1)
     dsa = DSA(settings.dsa_strategy) if settings.dsa_strategy else None
+    cutmix = CutMix(settings.cutmix_prob, settings.cutmix_beta) if settings.cutmix_prob > 0 else None
     n = images.shape[0]
     model.train()
     for _ in range(settings.epochs):
@@ -80,7 +88,11 @@ def train_model(
             x = images[index]
             if dsa is not None:
                 x = dsa(x, generator)
-            loss = _loss(model(x), labels[index])
+            if cutmix is not None:
+                mixed = cutmix(x, labels[index], generator)
+                loss = mixed.loss(model(mixed.images), _loss)
+            else:
+                loss = _loss(model(x), labels[index])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -178,18 +190,27 @@ class ArchReport:
 
 @dataclass
 class EvalReport:
-    """Per-architecture results plus the protocol that produced them."""
+    """Per-architecture results plus the protocol that produced them.
+
+    ``set_info`` describes the evaluated set when it came from an artifact: its stored
+    IPC and, for multi-formation sets, what it decodes to (``summary`` is one line).
+    """
 
     archs: list[ArchReport]
     protocol: dict[str, Any]
     class_names: tuple[str, ...] = ()
+    set_info: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"protocol": self.protocol, "class_names": list(self.class_names),
-                "models": [a.to_dict() for a in self.archs]}
+        out = {"protocol": self.protocol, "class_names": list(self.class_names),
+               "models": [a.to_dict() for a in self.archs]}
+        if self.set_info:
+            out["set"] = self.set_info
+        return out
 
     def to_markdown(self) -> str:
-        lines = ["| model | runs | accuracy (%) | fairness var. (acc.) | s / model |", "|---|---|---|---|---|"]
+        lines = [f"{self.set_info['summary']}", ""] if self.set_info.get("summary") else []
+        lines += ["| model | runs | accuracy (%) | fairness var. (acc.) | s / model |", "|---|---|---|---|---|"]
         for a in self.archs:
             d = a.to_dict()
             lines.append(f"| {a.model} | {d['runs']} | {a.mean:.2f} ± {a.std:.2f} | "
