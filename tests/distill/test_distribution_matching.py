@@ -1,5 +1,6 @@
 """DM specifics; the shared checks (finite loss, determinism, gradcheck, resume) are in test_conformance."""
 
+import pytest
 import torch
 
 from securedd.config import RunConfig, apply_overrides
@@ -35,3 +36,11 @@ def test_unknown_init_is_refused(digits_train):
 
     with pytest.raises(ConfigError, match="method.init must be one of real, noise"):
         run_method(_cfg("method.init=zeros"), digits_train, progress=False)
+
+
+def test_compiled_dm_matches_eager(digits_train):
+    base = ['method.name="dm"', "method.ipc=1", "method.iterations=2", "method.batch_real=16", 'model="convnet_tiny"']
+    eager = run_method(apply_overrides(RunConfig(), base), digits_train, progress=False)
+    compiled = run_method(apply_overrides(RunConfig(), [*base, "method.compile=true"]), digits_train, progress=False)
+    assert torch.allclose(eager.synthetic.images, compiled.synthetic.images, atol=1e-4)
+    assert eager.history == pytest.approx(compiled.history, rel=1e-4)

@@ -2,11 +2,13 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from securedd.config import RunConfig, apply_overrides
 from securedd.distill import run_method
-from securedd.distill.gradient_matching import gradient_distance, loop_schedule
+from securedd.distill.gradient_matching import _CompiledGrad, gradient_distance, loop_schedule
 from securedd.errors import ConfigError
+from securedd.models import create_model
 
 
 def _cfg(method, *extra):
@@ -41,3 +43,14 @@ def test_gradcheck_float64_of_the_distance():
 def test_loop_schedule_table_and_rule():
     assert loop_schedule(1) == (1, 1) and loop_schedule(10) == (10, 50) and loop_schedule(50) == (50, 10)
     assert loop_schedule(15) == (10, 50) and loop_schedule(5) == (1, 1) and loop_schedule(100) == (50, 10)
+
+
+def test_compiled_real_gradients_match_autograd(digits_train):
+    gen = torch.Generator().manual_seed(0)
+    template = create_model("convnet_tiny", digits_train.spec.shape, 10, generator=gen)
+    net = create_model("convnet_tiny", digits_train.spec.shape, 10, generator=gen)  # other weights, same graph
+    x, y = digits_train.images[:32], digits_train.labels[:32]
+    expected = torch.autograd.grad(F.cross_entropy(net(x), y), list(net.parameters()))
+    got = _CompiledGrad(template)(net, x, y)
+    for e, g in zip(expected, got, strict=True):
+        assert torch.allclose(e, g, atol=1e-5, rtol=1e-4)
