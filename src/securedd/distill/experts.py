@@ -257,7 +257,8 @@ def train_experts(
         gen = make_generator(config.seed, "experts", i, "train", device=device)
         trajectory = _train_one(model, data, epochs=epochs, lr=lr, batch_size=batch_size, dsa=dsa_op, generator=gen,
                                 on_epoch=bar.update)
-        blob = st_save({"trajectory": trajectory}, metadata={"expert": str(i), "format": FORMAT})
+        # one metadata key: safetensors orders several keys arbitrarily, and shards must be byte-stable
+        blob = st_save({"trajectory": trajectory}, metadata={FORMAT: json.dumps({"expert": i, "epochs": epochs})})
         atomic_write_bytes(out / shard_name(i), blob)
         manifest["shards"][shard_name(i)] = _sha256(blob)
         _write_manifest(out, manifest)
