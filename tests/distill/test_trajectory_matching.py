@@ -160,3 +160,19 @@ def test_clear_errors_for_missing_or_mismatched_experts(small, experts, tmp_path
         run_method(_cfg(experts, f"method.experts='{experts[False]}'", zca=True), small, progress=False)
     with pytest.raises(ConfigError, match=r"exceeds the experts' 2 epochs.*--epochs 4"):
         run_method(_cfg(experts, "method.max_start_epoch=2", "method.expert_epochs=2"), small, progress=False)
+
+
+def test_presets_cover_every_dataset_and_ipc_with_valid_settings():
+    import tomllib
+
+    from securedd.distill.trajectory_matching import MTTMethod
+
+    presets = tomllib.loads((Path(__file__).parents[2] / "configs" / "presets" / "mtt.toml").read_text())
+    assert set(presets) == {"mnist", "fashionmnist", "svhn", "cifar10", "cifar100"}
+    for name, tables in presets.items():
+        assert set(tables) == {"ipc1", "ipc10", "ipc50"}, name
+        for values in tables.values():
+            params = MTTMethod.parse_params(values)
+            assert params.max_start_epoch + params.expert_epochs <= 50  # fits the standard 50-epoch experts
+    assert presets["cifar10"]["ipc1"] == {"syn_steps": 50, "expert_epochs": 2, "max_start_epoch": 2, "lr_img": 100.0,
+                                          "lr_lr": 1e-7, "lr_teacher": 0.01, "batch_syn": 0, "zca": True}
