@@ -39,7 +39,7 @@ def _cfg(experts, *extra, zca=False):
     return apply_overrides(RunConfig(model="convnet_tiny"), [
         "method.name=mtt", "method.ipc=2", "method.iterations=2", f"method.experts='{experts[zca]}'",
         "method.syn_steps=4", "method.expert_epochs=1", "method.max_start_epoch=1", "method.batch_syn=10",
-        "method.lr_img=100", f"method.zca={str(zca).lower()}", *extra])
+        "method.lr_img=100", "method.lr_lr=1e-8", f"method.zca={str(zca).lower()}", *extra])
 
 
 def test_two_iterations_change_images_and_lr_with_finite_loss(small, experts):
@@ -176,3 +176,10 @@ def test_presets_cover_every_dataset_and_ipc_with_valid_settings():
             assert params.max_start_epoch + params.expert_epochs <= 50  # fits the standard 50-epoch experts
     assert presets["cifar10"]["ipc1"] == {"syn_steps": 50, "expert_epochs": 2, "max_start_epoch": 2, "lr_img": 100.0,
                                           "lr_lr": 1e-7, "lr_teacher": 0.01, "batch_syn": 0, "zca": True}
+
+
+def test_a_step_size_driven_below_zero_stops_with_advice(small, experts, digits_test):
+    with pytest.raises(ConfigError, match=r"learned step size became .* lower it"):
+        run_method(_cfg(experts, "method.lr_lr=10", "method.iterations=3"), small, progress=False)
+    with pytest.raises(MismatchError, match="learned learning rate is negative"):
+        evaluate_set(torch.zeros(10, 1, 8, 8), torch.arange(10), digits_test, lrs=torch.tensor([-0.1]), progress=False)

@@ -156,6 +156,13 @@ class MTTMethod(Method):
 
     def losses(self, syn: SyntheticSet, iteration: int) -> Iterator[torch.Tensor]:
         ctx, p = self.ctx, self.params
+        assert syn.lrs is not None
+        lr = float(syn.lrs.detach())
+        if not lr > 0:
+            raise ConfigError(
+                f"the learned step size became {lr:.3g} before iteration {iteration}: method.lr_lr ({p.lr_lr:g}) is too "
+                "large for these experts; lower it (e.g. ten-fold) and run again"
+            )
         pick = ctx.generator("mtt/expert")
         expert = int(torch.randint(len(self.experts), (1,), generator=pick, device=pick.device))
         start_epoch = int(torch.randint(p.max_start_epoch, (1,), generator=pick, device=pick.device))
@@ -164,5 +171,4 @@ class MTTMethod(Method):
         steps = plan_steps(n, p.syn_steps, p.batch_syn or n, ctx.generator("mtt/batch"), self.dsa,
                            tuple(syn.images.shape[-2:]))  # type: ignore[arg-type]
         unroll = tesla_loss if p.tesla else unrolled_loss
-        assert syn.lrs is not None
         yield unroll(self.student, start, target, syn.images, syn.labels, syn.lrs, steps)

@@ -249,6 +249,9 @@ def evaluate_set(
             f"the set's images are {tuple(images.shape[1:])} but '{spec.name}' test images are {spec.shape}"
         )
     if lrs is not None and lrs.numel() == 1 and steps is None:
+        if float(lrs) < 0:
+            raise MismatchError(f"the set's learned learning rate is negative ({float(lrs):.3g}): its distillation "
+                                "diverged; distil it again with a smaller learning rate for the step size (lr_lr)")
         settings = dataclasses.replace(settings, lr=float(lrs))
         lrs = None
     images, labels, test = images.to(device), labels.to(device), test.to(device)
