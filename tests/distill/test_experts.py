@@ -65,7 +65,7 @@ def test_tampered_shard_is_refused_on_load_and_on_resume(tmp_path: Path, small):
     data = bytearray(path.read_bytes())
     data[-3] ^= 1
     path.write_bytes(bytes(data))
-    with pytest.raises(ArtifactError, match=r"expert_0000\.safetensors: expert shard is corrupted or was changed"):
+    with pytest.raises(ArtifactError, match=r"expert_0000\.safetensors: expert file is corrupted or was changed"):
         ExpertSet.open(tmp_path).trajectory(0)
     with pytest.raises(ArtifactError, match="delete this file and rerun"):
         _train(tmp_path, small, n=2)
@@ -89,3 +89,21 @@ def test_disk_estimate_and_refusal(tmp_path: Path, small, monkeypatch):
 def test_missing_folder_tells_how_to_train(tmp_path: Path):
     with pytest.raises(ConfigError, match="securedd experts"):
         ExpertSet.open(tmp_path / "nothing")
+
+
+def test_zca_is_fitted_once_stored_verified_and_reused(tmp_path: Path, small, monkeypatch):
+    from securedd.data.zca import ZCAWhitening
+
+    _train(tmp_path, small, n=1, epochs=1, zca=True)
+    stored = ExpertSet.open(tmp_path).zca()
+    assert stored is not None and stored.fingerprint() == ZCAWhitening.fit_data(small).fingerprint()
+    fits = []
+    monkeypatch.setattr(ZCAWhitening, "fit_data", classmethod(lambda cls, data: fits.append(1)))
+    _train(tmp_path, small, n=2, epochs=1, zca=True)  # resumed: the stored transform, not a new fit
+    assert fits == [] and len(ExpertSet.open(tmp_path)) == 2
+    path = tmp_path / "zca.safetensors"
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 1
+    path.write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match=r"zca\.safetensors: expert file is corrupted"):
+        ExpertSet.open(tmp_path).zca()

@@ -10,12 +10,22 @@ from securedd.config import RunConfig, apply_overrides
 from securedd.data.augment import DSA
 from securedd.data.zca import ZCAWhitening
 from securedd.distill import run_method
-from securedd.distill.experts import train_experts
+from securedd.distill.experts import ExpertSet, train_experts
 from securedd.distill.unroll import SavedTensorMeter, Student, plan_steps, tesla_loss, unrolled_loss
 from securedd.errors import ConfigError, MismatchError
 from securedd.evaluate.train_eval import TrainSettings, evaluate_set
 from securedd.models import create_model
 from securedd.models.functional import flat_params
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny unrolls gain nothing from threads, and on a busy 2-core machine two threads
+    spinning against other work make them 100x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +140,8 @@ def test_tesla_memory_stays_flat_while_the_unroll_grows():
 def test_zca_is_saved_and_evaluation_whitens_the_test_split(small, experts, digits_test, tmp_path: Path):
     art = distill(_cfg(experts, zca=True), out=tmp_path / "z.safetensors", real=small, progress=False)
     zca = ZCAWhitening.from_tensors(art.extras)
-    assert zca is not None and zca.fingerprint() == ZCAWhitening.fit_data(small).fingerprint()
+    stored = ExpertSet.open(experts[True]).zca()
+    assert zca is not None and stored is not None and zca.fingerprint() == stored.fingerprint()
     report = evaluate(tmp_path / "z.safetensors", models=["convnet_tiny"], runs=1, epochs=2, dsa=False,
                       test=digits_test, progress=False)
     by_hand = evaluate_set(art.images, art.labels, zca.apply(digits_test), models=["convnet_tiny"], runs=1,

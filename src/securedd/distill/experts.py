@@ -5,9 +5,10 @@ plain SGD (lr 0.01, no momentum, no weight decay, batch 256, DSA on; REFERENCE s
 Its trajectory is the flat float32 parameter vector at the start and after every epoch:
 an (epochs + 1, P) tensor. Each expert is one safetensors shard, ``expert_NNNN.safetensors``,
 written atomically; ``manifest.json`` beside them records the model, dataset spec, training
-settings, ZCA (on/off and the transform's fingerprint), the parameter layout and the SHA-256
-of every finished shard. Training resumes: finished shards are checked and skipped. A shard
-is verified against the manifest before it is used.
+settings, ZCA (on/off; the fitted transform is stored once as ``zca.safetensors``), the
+parameter layout and the SHA-256 of every finished shard and of the ZCA file. Training
+resumes: finished shards are checked and skipped. A shard is verified against the manifest
+before it is used.
 
 Disk use is ``P * 4 bytes * (epochs + 1) * experts``; 100 ConvNet experts of 50 epochs on
 CIFAR-10 take about 6.5 GB.
@@ -58,8 +59,9 @@ FORMAT = "securedd-experts"
 VERSION = 1
 MANIFEST = "manifest.json"
 # The settings that shape a trajectory: a resumed run must use the same ones.
-_IDENTITY = ("model", "dataset", "epochs", "lr", "batch_size", "dsa_strategy", "zca", "zca_sha256", "seed",
-             "num_params", "param_layout")
+_IDENTITY = ("model", "dataset", "epochs", "lr", "batch_size", "dsa_strategy", "zca", "seed", "num_params",
+             "param_layout")
+ZCA_FILE = "zca.safetensors"
 
 
 def expert_bytes(num_params: int, epochs: int, num_experts: int) -> int:
@@ -227,14 +229,11 @@ def train_experts(
         real = load_dataset(config.data.name, "train", root=config.data.root, download=config.data.download)
     plan = plan_experts(config, out, num_experts=num_experts, epochs=epochs, spec=real.spec)
     plan.check_disk()
-    whitener = ZCAWhitening.fit_data(real) if zca else None
-    data = (whitener.apply(real) if whitener is not None else real).to(device)
     strategy = real.spec.dsa_strategy if dsa else None
     probe = create_model(config.model, real.spec.shape, real.spec.num_classes)
     identity = {
         "model": config.model, "dataset": real.spec.to_dict(), "epochs": epochs, "lr": lr, "batch_size": batch_size,
-        "dsa_strategy": strategy, "zca": zca, "zca_sha256": whitener.fingerprint() if whitener else None,
-        "seed": config.seed, "num_params": plan.num_params,
+        "dsa_strategy": strategy, "zca": zca, "seed": config.seed, "num_params": plan.num_params,
         "param_layout": [[name, list(shape)] for name, shape in param_layout(probe)],
     }
     manifest = _read_manifest(out)
@@ -242,9 +241,20 @@ def train_experts(
         _check_same(manifest, identity, out)
         manifest["num_experts"] = max(int(manifest.get("num_experts", 0)), num_experts)
     else:
-        manifest = {"format": FORMAT, "version": VERSION, **identity, "num_experts": num_experts, "shards": {}}
+        manifest = {"format": FORMAT, "version": VERSION, **identity, "num_experts": num_experts, "shards": {},
+                    "zca_sha256": None}
     out.mkdir(parents=True, exist_ok=True)
+    whitener = None
+    if zca:  # fitted once and stored: resumed runs and distillation use these very values
+        if manifest.get("zca_sha256"):
+            whitener = _load_zca(out, manifest)
+        else:
+            whitener = ZCAWhitening.fit_data(real)
+            blob = st_save(whitener.to_tensors())
+            atomic_write_bytes(out / ZCA_FILE, blob)
+            manifest["zca_sha256"] = _sha256(blob)
     _write_manifest(out, manifest)
+    data = (whitener.apply(real) if whitener is not None else real).to(device)
     for i in plan.done:
         _verify_shard(out / shard_name(i), manifest["shards"][shard_name(i)])
     todo = [i for i in range(num_experts) if i not in plan.done]
@@ -277,14 +287,22 @@ def _check_same(manifest: dict[str, Any], identity: dict[str, Any], out: Path) -
         )
 
 
+def _load_zca(root: Path, manifest: dict[str, Any]) -> ZCAWhitening:
+    data = _verify_shard(root / ZCA_FILE, str(manifest["zca_sha256"]))
+    zca = ZCAWhitening.from_tensors(st_load(data))
+    if zca is None:
+        raise ArtifactError(f"{root / ZCA_FILE}: holds no ZCA transform; delete the folder and retrain the experts")
+    return zca
+
+
 def _verify_shard(path: Path, expected: str) -> bytes:
     if not path.is_file():
-        raise ArtifactError(f"{path}: expert shard is missing; rerun `securedd experts` with the same --out to retrain it")
+        raise ArtifactError(f"{path}: file is missing; rerun `securedd experts` with the same --out to retrain it")
     data = path.read_bytes()
     actual = _sha256(data)
     if actual != expected:
         raise ArtifactError(
-            f"{path}: expert shard is corrupted or was changed (SHA-256 {actual[:16]}..., manifest says {expected[:16]}...); "
+            f"{path}: expert file is corrupted or was changed (SHA-256 {actual[:16]}..., manifest says {expected[:16]}...); "
             "delete this file and rerun `securedd experts` with the same --out to retrain it"
         )
     return data
@@ -341,6 +359,10 @@ class ExpertSet:
                 raise ArtifactError(f"{self.root / name}: trajectory of shape {tuple(tensor.shape)} does not fit the manifest")
             self._verified.add(k)
         return self.root / name
+
+    def zca(self) -> ZCAWhitening | None:
+        """The ZCA transform the experts were trained with (verified), or ``None``."""
+        return _load_zca(self.root, self.manifest) if self.manifest.get("zca") else None
 
     def trajectory(self, k: int) -> torch.Tensor:
         """(epochs + 1, P) trajectory of the ``k``-th finished expert."""

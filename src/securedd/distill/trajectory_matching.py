@@ -11,8 +11,9 @@ Images are optimised with SGD (``lr_img``, momentum 0.5) and the step size with 
 (``lr_lr``, momentum 0.5). The learned step size is saved as the artifact's ``lrs`` and is
 the evaluation's SGD learning rate. With ``tesla=true`` the same gradients are computed with
 memory that does not grow with ``syn_steps`` (:func:`securedd.distill.unroll.tesla_loss`).
-With ``zca=true`` the images live in ZCA-whitened space; the transform is saved in the
-artifact and evaluation whitens the test split with it.
+With ``zca=true`` the images live in ZCA-whitened space, with the transform the experts
+were trained with (stored beside them); it is saved in the artifact and evaluation whitens
+the test split with it.
 
 Real data is touched only at initialisation (:meth:`MTTMethod.real_images`); the experts
 carry the rest of the real signal.
@@ -78,8 +79,8 @@ class MTTMethod(Method):
     def __init__(self, params: MTTParams, ctx: DistillContext) -> None:
         super().__init__(params, ctx)
         self._check_params()
-        self.zca = ZCAWhitening.fit_data(ctx.real) if params.zca else None
         self.experts = self._open_experts()
+        self.zca: ZCAWhitening | None = None
         self.dsa = DSA(params.dsa_strategy or ctx.spec.dsa_strategy) if params.dsa else None
         net = ctx.new_model(purpose="mtt/net")
         net.train()
@@ -110,9 +111,10 @@ class MTTMethod(Method):
         ctx, p, m = self.ctx, self.params, self.experts.manifest
         hint = f"train matching experts with {_run_hint(ctx, p)}"
         spec = self.experts.spec
-        if (spec.name, spec.shape, spec.num_classes) != (ctx.spec.name, ctx.spec.shape, ctx.spec.num_classes):
+        if spec != ctx.spec:
             raise MismatchError(f"the experts in '{p.experts}' were trained on '{spec.name}' {spec.shape} with "
-                                f"{spec.num_classes} classes, not on '{ctx.spec.name}' {ctx.spec.shape}; {hint}")
+                                f"{spec.num_classes} classes (mean {spec.mean}), not on this '{ctx.spec.name}' "
+                                f"{ctx.spec.shape} with {ctx.spec.num_classes} classes (mean {ctx.spec.mean}); {hint}")
         if m["model"] != ctx.config.model:
             raise MismatchError(f"the experts in '{p.experts}' are '{m['model']}' networks but this run uses "
                                 f"'{ctx.config.model}'; set model={m['model']} or {hint}")
@@ -124,9 +126,7 @@ class MTTMethod(Method):
             state = "with" if m["zca"] else "without"
             raise MismatchError(f"the experts in '{p.experts}' were trained {state} ZCA whitening but method.zca="
                                 f"{str(p.zca).lower()}; set method.zca={str(bool(m['zca'])).lower()} or {hint}")
-        if self.zca is not None and m.get("zca_sha256") != self.zca.fingerprint():
-            raise MismatchError(f"the experts in '{p.experts}' were whitened with another ZCA transform (other "
-                                f"training data?); {hint}")
+        self.zca = self.experts.zca()  # the experts' own transform: the space their parameters live in
         if p.max_start_epoch + p.expert_epochs > self.experts.epochs:
             raise ConfigError(
                 f"max_start_epoch ({p.max_start_epoch}) + expert_epochs ({p.expert_epochs}) exceeds the experts' "
