@@ -23,6 +23,7 @@ from securedd.artifacts import Artifact, load_artifact, save_artifact
 from securedd.config import EvalConfig, RunConfig, check_device
 from securedd.data import load_dataset
 from securedd.data.spec import RealData
+from securedd.data.zca import ZCAWhitening
 from securedd.distill import run_method
 from securedd.distill.base import resolved_config
 from securedd.distill.multi_formation import decode_stored
@@ -109,7 +110,9 @@ def evaluate(
     """Train fresh models on an artifact and test them on the real test split.
 
     The test split is read from the artifact's dataset and normalised with its stored
-    spec. Soft labels and learned learning rates in the artifact are honoured. A
+    spec, then ZCA-whitened when the artifact carries a ZCA transform. Soft labels and
+    learned learning rates in the artifact are honoured (a single learned lr, as MTT
+    learns, is the SGD learning rate; a per-step schedule is replayed). A
     multi-formation artifact (IDC) is decoded first, as its ``decoder`` metadata says, and
     trained with the CutMix and augmentation its ``evaluation`` metadata asks for. Keyword
     arguments override the matching ``config`` fields (``cutmix=0`` turns CutMix off).
@@ -131,6 +134,9 @@ def evaluate(
             f"the artifact is for '{spec.name}' {spec.shape} with {spec.num_classes} classes, but the test data "
             f"is '{test.spec.name}' {test.spec.shape} with {test.spec.num_classes} classes"
         )
+    zca = ZCAWhitening.from_tensors(art.extras)
+    if zca is not None:
+        test = zca.apply(test)
     steps = (art.metadata.get("info") or {}).get("schedule_steps")
     images, labels = decode_stored(art.images, art.labels, art.decoder)
     report = evaluate_set(

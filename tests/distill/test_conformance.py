@@ -40,10 +40,24 @@ from securedd.errors import Interrupted
 _GRADIENT_MATCHING = ["method.batch_real=16", "method.outer_loop=2", "method.inner_loop=1"]
 _FEATURE_CORESET = ["method.embed_steps=3"]
 
+
+
+def _mtt(scratch: Path) -> list[str]:
+    """Two tiny experts of two epochs on digits, and an unroll short enough for the battery."""
+    from securedd.data import load_dataset
+    from securedd.distill.experts import train_experts
+
+    train_experts(RunConfig(model="convnet_tiny"), scratch, num_experts=2, epochs=2,
+                  real=load_dataset("digits", "train"), progress=False)
+    return [f"method.experts='{scratch}'", "method.syn_steps=4", "method.expert_epochs=1",
+            "method.max_start_epoch=1", "method.batch_syn=10", "method.lr_img=100", "method.lr_lr=1e-8"]
+
+
 SETUP: dict[str, Callable[[Path], list[str]]] = {
     "dc": lambda scratch: _GRADIENT_MATCHING,
     "dsa": lambda scratch: _GRADIENT_MATCHING,
     "dm": lambda scratch: ["method.batch_real=16"],
+    "mtt": _mtt,
     "idc": lambda scratch: ["method.batch_real=16", "method.inner_loop=2", "method.net_data=16"],
     "herding": lambda scratch: _FEATURE_CORESET,
     "kcenter": lambda scratch: _FEATURE_CORESET,

@@ -8,12 +8,12 @@ import shlex
 import sys
 
 from securedd import __version__
-from securedd.cli import demo_cmd, distill_cmd, evaluate_cmd, list_cmd, show_cmd
+from securedd.cli import demo_cmd, distill_cmd, evaluate_cmd, experts_cmd, list_cmd, show_cmd
 from securedd.cli.common import examples
 from securedd.errors import Interrupted, SecureddError
 from securedd.rng import seed_globals
 
-SUBCOMMANDS = (demo_cmd, distill_cmd, evaluate_cmd, show_cmd, list_cmd)
+SUBCOMMANDS = (demo_cmd, distill_cmd, evaluate_cmd, show_cmd, list_cmd, experts_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
             "securedd distill --dataset digits --method herding --ipc 10 --out digits.safetensors",
             "securedd evaluate digits.safetensors --runs 3",
             "securedd show digits.safetensors",
+            "securedd experts --dataset digits --model convnet_tiny --experts 2 --epochs 2 --out experts/digits",
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

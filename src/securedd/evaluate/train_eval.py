@@ -259,15 +259,20 @@ def evaluate_set(
         test: the real test split.
         models: architecture names.
         runs: fresh models per architecture (each from its own seeded generator).
-        settings: the training protocol; a single learned ``lrs`` value replaces ``settings.lr``.
-        lrs, steps: a learned per-step schedule (DD): replayed instead of SGD training.
+        settings: the training protocol; a single learned ``lrs`` value without ``steps``
+            (MTT's learned step size) replaces ``settings.lr``.
+        lrs, steps: a learned per-step schedule (DD, ``steps`` image chunks): replayed
+            instead of SGD training.
     """
     spec = test.spec
     if tuple(images.shape[1:]) != spec.shape:
         raise MismatchError(
             f"the set's images are {tuple(images.shape[1:])} but '{spec.name}' test images are {spec.shape}"
         )
-    if lrs is not None and lrs.numel() == 1:
+    if lrs is not None and lrs.numel() == 1 and steps is None:
+        if float(lrs) < 0:
+            raise MismatchError(f"the set's learned learning rate is negative ({float(lrs):.3g}): its distillation "
+                                "diverged; distil it again with a smaller learning rate for the step size (lr_lr)")
         settings = dataclasses.replace(settings, lr=float(lrs))
         lrs = None
     images, labels, test = images.to(device), labels.to(device), test.to(device)

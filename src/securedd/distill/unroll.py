@@ -1,0 +1,217 @@
+"""Unrolled SGD on the synthetic set and the trajectory-matching loss, two ways.
+
+A student starts from an expert snapshot ``θ_0`` and takes ``N`` plain SGD steps on
+minibatches of the synthetic images ``X`` with the learnable step size ``α``:
+
+    θ_{k+1} = θ_k − α g_k,    g_k = ∇_θ CE(f(θ_k; A_k(X[b_k])), y[b_k])
+
+(``b_k`` the minibatch, ``A_k`` its DSA draw). The loss is
+``L = ‖θ_N − θ*‖² / ‖θ_0 − θ*‖²`` with ``θ*`` the expert ``M`` epochs later.
+
+:func:`unrolled_loss` builds the whole differentiable graph (memory grows with ``N``).
+:func:`tesla_loss` (TESLA, Cui et al. 2023) returns the same value and, on backward, the
+same gradients with respect to ``X`` and ``α``, with autograd memory that does not grow
+with ``N``. It is reverse-mode differentiation done by hand. With the adjoint
+``λ_k = ∂L/∂θ_k``, starting from ``λ_N = 2 (θ_N − θ*) / ‖θ_0 − θ*‖²``, every step gives
+
+    ∂L/∂X += −α (∂g_k/∂X)ᵀ λ_{k+1}         (a vector-Jacobian product)
+    ∂L/∂α += −g_kᵀ λ_{k+1}
+    λ_k    = λ_{k+1} − α H_k λ_{k+1}        (H_k the Hessian of step k's loss at θ_k)
+
+and both products come from one double-backward of ``s = g_kᵀ λ_{k+1}`` with respect to
+``(θ_k, X)``. The forward pass runs without a graph and keeps only the parameter vectors
+``θ_0 … θ_{N−1}`` (``N × P`` floats, no activations); the reverse pass recomputes one step
+at a time and frees its graph before the next. Dropping the ``H_k`` term would give the
+cheaper first-order approximation; this module keeps it, so the gradient is exact.
+
+Example:
+    >>> import torch
+    >>> from securedd.models import create_model
+    >>> net = create_model("convnet_tiny", (1, 8, 8), 2, generator=torch.Generator().manual_seed(0))
+    >>> student = Student(net)
+    >>> gen = torch.Generator().manual_seed(0)
+    >>> x = torch.randn(4, 1, 8, 8, requires_grad=True); y = torch.tensor([0, 0, 1, 1])
+    >>> lr = torch.tensor([0.01], requires_grad=True)
+    >>> start = flat_params(net); target = start + 0.01 * torch.randn(start.shape, generator=gen)
+    >>> steps = plan_steps(4, 3, 2, gen)
+    >>> a = unrolled_loss(student, start, target, x, y, lr, steps)
+    >>> b = tesla_loss(student, start, target, x, y, lr, steps)
+    >>> bool(torch.allclose(a, b))
+    True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from securedd.data.augment import DSA, AugmentDraw
+from securedd.models.functional import call_flat, flat_params, param_layout
+
+__all__ = ["SavedTensorMeter", "Step", "Student", "flat_params", "matching_loss", "plan_steps", "tesla_loss",
+           "unrolled_loss"]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One SGD step of the student: which synthetic images, and their augmentation."""
+
+    index: torch.Tensor  # (b,) positions in the synthetic set
+    draw: AugmentDraw | None = None
+
+
+def plan_steps(n: int, steps: int, batch: int, generator: torch.Generator, dsa: DSA | None = None,
+               size: tuple[int, int] | None = None) -> list[Step]:
+    """Minibatches (and DSA draws) for ``steps`` student steps over ``n`` synthetic images.
+
+    Each pass over the set is a fresh random permutation cut into chunks of ``batch``.
+    """
+    plan: list[Step] = []
+    chunks: list[torch.Tensor] = []
+    for _ in range(steps):
+        if not chunks:
+            chunks = list(torch.randperm(n, generator=generator, device=generator.device).split(batch))
+        index = chunks.pop(0)
+        draw = dsa.draw(len(index), size, generator) if dsa is not None and size is not None else None
+        plan.append(Step(index, draw))
+    return plan
+
+
+class Student:
+    """A model called functionally on a flat parameter vector (the student network)."""
+
+    def __init__(self, model: torch.nn.Module, dsa: DSA | None = None) -> None:
+        self.model = model
+        self.layout = param_layout(model)
+        self.dsa = dsa
+
+    def batch(self, images: torch.Tensor, step: Step) -> torch.Tensor:
+        """The step's (augmented) minibatch of ``images``."""
+        x = images[step.index.to(images.device)]
+        if self.dsa is not None and step.draw is not None:
+            x = self.dsa.apply(x, step.draw)
+        return x
+
+    def loss(self, flat: torch.Tensor, images: torch.Tensor, labels: torch.Tensor, step: Step) -> torch.Tensor:
+        """Cross-entropy of the student with parameters ``flat`` on the step's minibatch."""
+        logits = call_flat(self.model, flat, self.batch(images, step), self.layout)
+        return F.cross_entropy(logits, labels[step.index.to(labels.device)])
+
+
+def matching_loss(final: torch.Tensor, start: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``‖final − target‖² / ‖start − target‖²``."""
+    return ((final - target) ** 2).sum() / ((start - target) ** 2).sum()
+
+
+def unrolled_loss(student: Student, start: torch.Tensor, target: torch.Tensor, images: torch.Tensor,
+                  labels: torch.Tensor, lr: torch.Tensor, steps: list[Step]) -> torch.Tensor:
+    """The matching loss through a fully differentiable unroll (memory grows with ``len(steps)``).
+
+    ``start``/``target`` are (P,) expert snapshots, ``images`` (n, C, H, W), ``lr`` (1,).
+    """
+    theta = start.detach().clone().requires_grad_(True)
+    for step in steps:
+        (grad,) = torch.autograd.grad(student.loss(theta, images, labels, step), theta, create_graph=True)
+        theta = theta - lr * grad
+    return matching_loss(theta, start, target)
+
+
+class _PrecomputedGradient(torch.autograd.Function):
+    """Returns ``value``; on backward hands ``grad_out * g_images`` / ``grad_out * g_lr`` to images / lr."""
+
+    @staticmethod
+    def forward(ctx, value, images, lr, g_images, g_lr):  # type: ignore[no-untyped-def, override]
+        ctx.save_for_backward(g_images, g_lr)
+        return value.clone()
+
+    @staticmethod
+    def backward(ctx, grad_out):  # type: ignore[no-untyped-def, override]
+        g_images, g_lr = ctx.saved_tensors
+        return None, grad_out * g_images, grad_out * g_lr, None, None
+
+
+def tesla_loss(student: Student, start: torch.Tensor, target: torch.Tensor, images: torch.Tensor,
+               labels: torch.Tensor, lr: torch.Tensor, steps: list[Step]) -> torch.Tensor:
+    """The matching loss of :func:`unrolled_loss` with the same gradients, in constant autograd memory.
+
+    The gradients are computed here (see the module docstring); the returned scalar carries
+    them to ``images`` and ``lr`` when ``backward()`` is called on it.
+    """
+    alpha = lr.detach()
+    base = images.detach()
+    thetas: list[torch.Tensor | None] = []  # θ_0 … θ_{N−1}: all the reverse pass needs
+    theta = start.detach().clone()
+    for step in steps:
+        thetas.append(theta)
+        leaf_theta = theta.clone().requires_grad_(True)
+        (grad,) = torch.autograd.grad(student.loss(leaf_theta, base, labels, step), leaf_theta)
+        theta = (theta - alpha * grad).detach()
+    final = theta
+    denom = ((start.detach() - target) ** 2).sum()
+    value = ((final - target) ** 2).sum() / denom
+    lam = 2 * (final - target) / denom  # λ_N
+    g_images = torch.zeros_like(base)
+    g_lr = torch.zeros_like(alpha)
+    leaf = base.clone().requires_grad_(True)
+    for k in range(len(steps) - 1, -1, -1):
+        theta = thetas[k].requires_grad_(True)  # type: ignore[union-attr]
+        (grad,) = torch.autograd.grad(student.loss(theta, leaf, labels, steps[k]), theta, create_graph=True)
+        hvp, vjp = torch.autograd.grad((grad * lam).sum(), (theta, leaf))
+        g_images -= alpha * vjp
+        g_lr -= (grad.detach() * lam).sum()
+        lam = lam - alpha * hvp
+        thetas[k] = None  # θ_k is no longer needed
+        del theta, grad, hvp, vjp
+    return _PrecomputedGradient.apply(value, images, lr, g_images, g_lr)
+
+
+class _Held:
+    __slots__ = ("meter", "nbytes", "tensor")
+
+    def __init__(self, meter: SavedTensorMeter, tensor: torch.Tensor) -> None:
+        self.meter, self.tensor = meter, tensor
+        self.nbytes = tensor.numel() * tensor.element_size()
+
+    def __del__(self) -> None:
+        self.meter.current -= self.nbytes
+
+
+class SavedTensorMeter:
+    """Counts the bytes autograd holds for backward while active: now, at peak, and in all.
+
+    A deterministic, device-independent memory measure (tensors sharing storage are counted
+    once per save). The held copies are detached, so no reference cycle delays their release.
+
+    Example:
+        >>> x = torch.randn(1000, requires_grad=True)
+        >>> with SavedTensorMeter() as meter:
+        ...     y = (x.exp() * x).sum()
+        >>> meter.peak >= 2 * 4000, meter.current > 0
+        (True, True)
+    """
+
+    def __init__(self) -> None:
+        self.current = 0
+        self.peak = 0
+        self.total = 0
+        self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, self._unpack)
+
+    def _pack(self, tensor: torch.Tensor) -> _Held:
+        held = _Held(self, tensor.detach())
+        self.current += held.nbytes
+        self.total += held.nbytes
+        self.peak = max(self.peak, self.current)
+        return held
+
+    @staticmethod
+    def _unpack(held: _Held) -> torch.Tensor:
+        return held.tensor
+
+    def __enter__(self) -> SavedTensorMeter:
+        self._hooks.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._hooks.__exit__(*exc)
