@@ -1,3 +1,5 @@
+import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -87,12 +89,37 @@ def test_custom_npz(tmp_path: Path):
         load_dataset(f"npz:{tmp_path / 'bad.npz'}")
 
 
-def test_image_folder_cache_is_used_and_invalidated(tmp_path: Path):
+def _age(folder: Path, seconds: float) -> None:
+    """Date every file under ``folder`` ``seconds`` into the past."""
+    then = time.time() - seconds
+    for path in folder.rglob("*.png"):
+        os.utime(path, (then, then))
+
+
+def test_image_folder_cache_is_used_and_invalidated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     _write_tree(tmp_path / "mine", ["a", "b"], 5, 9, "L")
+    _age(tmp_path / "mine", 3600)
     first = load_dataset(f"imagefolder:{tmp_path / 'mine'}")
+    assert len(list((tmp_path / "cache").rglob("*.safetensors"))) == 1
     again = load_dataset(f"imagefolder:{tmp_path / 'mine'}")
     assert torch.equal(first.images, again.images)
-    Image.fromarray(np.full((9, 9), 255, np.uint8), "L").save(tmp_path / "mine/a/000.png")
+    for path in (tmp_path / "mine/a").iterdir():  # all of a class: any one file may be in the test split
+        Image.fromarray(np.full((9, 9), 255, np.uint8), "L").save(path)
+    changed = load_dataset(f"imagefolder:{tmp_path / 'mine'}")
+    assert not torch.equal(first.images, changed.images)
+
+
+def test_image_folder_files_changed_just_now_are_not_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    # a rewrite inside one timestamp tick keeps size and mtime: such files must be decoded again
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    _write_tree(tmp_path / "mine", ["a", "b"], 5, 9, "L")
+    first = load_dataset(f"imagefolder:{tmp_path / 'mine'}")
+    assert not list((tmp_path / "cache").rglob("*.safetensors"))
+    for path in (tmp_path / "mine/a").iterdir():
+        stat = path.stat()
+        Image.fromarray(np.full((9, 9), 255, np.uint8), "L").save(path)
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     changed = load_dataset(f"imagefolder:{tmp_path / 'mine'}")
     assert not torch.equal(first.images, changed.images)
 

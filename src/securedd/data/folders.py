@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -41,12 +42,22 @@ def _list_files(folder: Path, class_names: list[str]) -> list[tuple[Path, int]]:
     return files
 
 
-def _fingerprint(files: list[tuple[Path, int]], channels: int | None, size: tuple[int, int] | None) -> str:
+#: Files modified this recently are not cached: a file system's timestamps can be too coarse
+#: to tell a rewrite within the same tick from the original (git's "racy" entries).
+RACY_SECONDS = 2.0
+
+
+def _fingerprint(files: list[tuple[Path, int]], channels: int | None,
+                 size: tuple[int, int] | None) -> tuple[str, bool]:
+    """The cache key of ``files``, and whether all of them are old enough for it to be trusted."""
     digest = hashlib.sha256(f"v1|{channels}|{size}".encode())
+    newest = 0
     for path, label in files:
         stat = path.stat()
+        newest = max(newest, stat.st_mtime_ns)
         digest.update(f"{path}|{label}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()[:32]
+    settled = time.time_ns() - newest > RACY_SECONDS * 1e9
+    return digest.hexdigest()[:32], settled
 
 
 def _decode(files: list[tuple[Path, int]], channels: int | None, size: tuple[int, int] | None) -> torch.Tensor:
@@ -97,14 +108,18 @@ def read_image_folder(
     if not files:
         raise DataError(f"image folder '{folder}' holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     labels = torch.tensor([label for _, label in files], dtype=torch.int64)
-    cache = _cache_dir() / f"{_fingerprint(files, channels, size)}.safetensors"
-    if cache.is_file():
+    key, settled = _fingerprint(files, channels, size)
+    cache = _cache_dir() / f"{key}.safetensors"
+    if settled and cache.is_file():
         try:
             return load_file(str(cache))["pixels"], labels, class_names
         except Exception:  # a broken cache entry is rebuilt, never trusted
             log.warning("ignoring unreadable cache file %s", cache)
-    log.info("decoding %d images from %s (cached afterwards)", len(files), folder)
+    log.info("decoding %d images from %s", len(files), folder)
     pixels = _decode(files, channels, size)
+    if not settled:
+        log.info("not caching %s: some of its files changed less than %gs ago", folder, RACY_SECONDS)
+        return pixels, labels, class_names
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_suffix(f".tmp{os.getpid()}")

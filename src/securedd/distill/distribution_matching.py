@@ -28,9 +28,9 @@ class DMParams:
     """DM hyper-parameters (REFERENCE section 3).
 
     ``lr_img`` 0 means the reference rule: 1, or 10 for IPC >= 100. ``dsa_strategy`` ""
-    means the dataset's default strategy. ``compile`` runs the real-image embedding (most
-    of an iteration's work) through ``torch.compile``: about twice as fast on a CPU after a
-    one-off compilation of a few seconds to a minute; floats differ from eager in the last
+    means the dataset's default strategy. ``compile`` runs the network's embedding through
+    ``torch.compile`` after a one-off compilation of seconds to a minute
+    (``benchmarks/speed.py`` measures what it buys); floats differ from eager in the last
     bits, so a run and its resume must agree on it.
     """
 

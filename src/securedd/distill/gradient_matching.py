@@ -72,9 +72,10 @@ class DCParams:
     """DC hyper-parameters (REFERENCE section 3). ``outer_loop``/``inner_loop`` 0: the IPC schedule.
 
     ``compile``: compute the real-batch gradients and the network's training steps with a
-    ``torch.compile``-d ``torch.func.grad`` (about 1.7x faster per call on a CPU after a
-    one-off compilation; floats differ from eager in the last bits, so a run and its resume
-    must agree on it). Networks with batch norm always run eagerly.
+    ``torch.compile``-d ``torch.func.grad`` after a one-off compilation
+    (``benchmarks/speed.py`` measures what it buys); floats differ from eager in the last
+    bits, so a run and its resume must agree on it. Networks with batch norm always run
+    eagerly.
     """
 
     lr_img: float = 0.1

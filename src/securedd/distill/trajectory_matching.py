@@ -166,7 +166,8 @@ class MTTMethod(Method):
         pick = ctx.generator("mtt/expert")
         expert = int(torch.randint(len(self.experts), (1,), generator=pick, device=pick.device))
         start_epoch = int(torch.randint(p.max_start_epoch, (1,), generator=pick, device=pick.device))
-        start, target = (t.to(ctx.device) for t in self.experts.snapshots(expert, (start_epoch, start_epoch + p.expert_epochs)))
+        epochs = (start_epoch, start_epoch + p.expert_epochs)
+        start, target = (t.to(ctx.device, syn.images.dtype) for t in self.experts.snapshots(expert, epochs))
         n = syn.images.shape[0]
         steps = plan_steps(n, p.syn_steps, p.batch_syn or n, ctx.generator("mtt/batch"), self.dsa,
                            tuple(syn.images.shape[-2:]))  # type: ignore[arg-type]
