@@ -27,6 +27,8 @@ def test_loss_is_zero_for_identical_sets_and_matches_hand_computation():
     syn = [torch.randn(1, 1, 8, 8, dtype=torch.float64) for _ in range(2)]
     hand = sum(((net.embed(r).mean(0) - net.embed(s).mean(0)) ** 2).sum() for r, s in zip(real, syn, strict=True))
     assert torch.allclose(dm_loss(net.embed, real, syn), hand)
+    for chunk in (1, 3, 4, 10):  # pieces of the classes give the same loss
+        assert torch.allclose(dm_loss(net.embed, real, syn, chunk=chunk), hand)
 
 
 def test_unknown_init_is_refused(digits_train):

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from securedd.config import RunConfig, apply_overrides
 from securedd.distill import run_method
-from securedd.distill.gradient_matching import _CompiledGrad, gradient_distance, loop_schedule
+from securedd.distill.gradient_matching import _CompiledGrad, _eager_grad, gradient_distance, loop_schedule
 from securedd.errors import ConfigError
 from securedd.models import create_model
 
@@ -51,6 +51,24 @@ def test_compiled_real_gradients_match_autograd(digits_train):
     net = create_model("convnet_tiny", digits_train.spec.shape, 10, generator=gen)  # other weights, same graph
     x, y = digits_train.images[:32], digits_train.labels[:32]
     expected = torch.autograd.grad(F.cross_entropy(net(x), y), list(net.parameters()))
-    got = _CompiledGrad(template)(net, x, y)
-    for e, g in zip(expected, got, strict=True):
-        assert torch.allclose(e, g, atol=1e-5, rtol=1e-4)
+    for chunk in (0, 7, 16):  # whole batch, uneven pieces (5 of 7 or 6), even pieces
+        got = _CompiledGrad(template, chunk)(net, x, y)
+        for e, g in zip(expected, got, strict=True):
+            assert torch.allclose(e, g, atol=1e-5, rtol=1e-4)
+
+
+def test_chunked_eager_gradients_and_training_match_whole_batches(digits_train):
+    net = create_model("convnet_tiny", digits_train.spec.shape, 10, generator=torch.Generator().manual_seed(0))
+    params = list(net.parameters())
+    x, y = digits_train.images[:30], digits_train.labels[:30]
+    expected = torch.autograd.grad(F.cross_entropy(net(x), y), params)
+    for chunk in (0, 4, 30, 100):
+        for e, g in zip(expected, _eager_grad(net, params, x, y, chunk), strict=True):
+            assert torch.allclose(e, g, atol=1e-6, rtol=1e-5)
+    base = ["method.name=dc", "method.ipc=2", "method.iterations=2", "model=convnet_tiny", "method.batch_real=16",
+            "method.outer_loop=2", "method.inner_loop=2"]
+    whole = run_method(apply_overrides(RunConfig(), [*base, "method.chunk=0"]), digits_train, progress=False)
+    pieces = run_method(apply_overrides(RunConfig(), [*base, "method.chunk=3"]), digits_train, progress=False)
+    assert torch.allclose(whole.synthetic.images, pieces.synthetic.images, atol=1e-5)
+    with pytest.raises(ConfigError, match="method.chunk must be >= 0"):
+        run_method(apply_overrides(RunConfig(), [*base, "method.chunk=-1"]), digits_train, progress=False)

@@ -31,7 +31,9 @@ class DMParams:
     means the dataset's default strategy. ``compile`` runs the network's embedding through
     ``torch.compile`` after a one-off compilation of seconds to a minute
     (``benchmarks/speed.py`` measures what it buys); floats differ from eager in the last
-    bits, so a run and its resume must agree on it.
+    bits, so a run and its resume must agree on it. ``chunk``: images are embedded class by
+    class in pieces of at most this many (0: whole classes); the loss is the same up to
+    float rounding, and on a CPU pieces whose activations fit the caches are much faster.
     """
 
     lr_img: float = 0.0
@@ -41,6 +43,7 @@ class DMParams:
     dsa: bool = True
     dsa_strategy: str = ""
     compile: bool = False
+    chunk: int = 16
 
 
 def dm_loss(
@@ -49,25 +52,32 @@ def dm_loss(
     syn: list[torch.Tensor],
     real_embed: Callable[[torch.Tensor], torch.Tensor] | None = None,
     joint: bool = False,
+    chunk: int = 0,
 ) -> torch.Tensor:
     """Sum over classes of the squared distance between mean real and mean synthetic embeddings.
 
-    ``real[c]`` is (B, C, H, W) and ``syn[c]`` is (ipc, C, H, W) for class ``c``. The
-    synthetic side is embedded in one call; the real side class by class (faster on a CPU
-    than one huge batch), or in one call with ``joint`` (batch-norm networks, whose batch
-    statistics then cover all classes as in the reference). ``real_embed`` (default
-    ``embed``, run without a graph) embeds the real side, e.g. a compiled copy.
+    ``real[c]`` is (B, C, H, W) and ``syn[c]`` is (ipc, C, H, W) for class ``c``. Each
+    class is embedded on its own, in pieces of at most ``chunk`` images (0: whole classes),
+    which is faster on a CPU than large batches; with ``joint`` (batch-norm networks, whose
+    batch statistics must cover all classes as in the reference) each side goes through in
+    one call. ``real_embed`` (default ``embed``, run without a graph) embeds the real side,
+    e.g. a compiled copy.
     """
     real_embed = real_embed or embed
-    with torch.no_grad():
-        if joint:
-            r = real_embed(torch.cat(real)).split([x.shape[0] for x in real])
-        else:
-            r = [real_embed(x) for x in real]
-        r_means = torch.stack([chunk.mean(0) for chunk in r])
-    s = embed(torch.cat(syn)).split([x.shape[0] for x in syn])
-    s_means = torch.stack([chunk.mean(0) for chunk in s])
+    if joint:
+        with torch.no_grad():
+            r_means = torch.stack([e.mean(0) for e in real_embed(torch.cat(real)).split([len(x) for x in real])])
+        s_means = torch.stack([e.mean(0) for e in embed(torch.cat(syn)).split([len(x) for x in syn])])
+    else:
+        with torch.no_grad():
+            r_means = torch.stack([_mean_embedding(real_embed, x, chunk) for x in real])
+        s_means = torch.stack([_mean_embedding(embed, x, chunk) for x in syn])
     return ((r_means - s_means) ** 2).sum()
+
+
+def _mean_embedding(embed: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, chunk: int) -> torch.Tensor:
+    pieces = max(1, -(-len(x) // chunk)) if chunk > 0 else 1
+    return torch.cat([embed(part) for part in x.tensor_split(pieces)]).mean(0)
 
 
 def _embed(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -117,4 +127,4 @@ class DMMethod(Method):
             fake.append(s)
         joint = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in net.modules())
         embed = lambda x: self.real_embed(net, x)  # noqa: E731
-        yield dm_loss(embed, real, fake, joint=joint)
+        yield dm_loss(embed, real, fake, joint=joint, chunk=self.params.chunk)

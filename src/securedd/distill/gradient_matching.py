@@ -76,6 +76,12 @@ class DCParams:
     (``benchmarks/speed.py`` measures what it buys); floats differ from eager in the last
     bits, so a run and its resume must agree on it. Networks with batch norm always run
     eagerly.
+
+    ``chunk``: network gradients on real batches and in the training steps between
+    matching steps are summed over pieces of at most this many images (0: whole batches).
+    The gradient is the same up to float rounding; on a CPU, pieces whose activations fit
+    the caches are much faster. Networks with batch norm train on whole batches, since
+    their statistics depend on the batch.
     """
 
     lr_img: float = 0.1
@@ -91,6 +97,7 @@ class DCParams:
     dsa: bool = False
     dsa_strategy: str = ""
     compile: bool = False
+    chunk: int = 16
 
 
 @dataclass(frozen=True)
@@ -101,25 +108,53 @@ class DSAParams(DCParams):
     dsa: bool = True
 
 
+def _has_batch_norm(net: torch.nn.Module) -> bool:
+    return any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in net.modules())
+
+
+def _chunks(n: int, size: int) -> int:
+    """How many near-equal pieces cut ``n`` rows into pieces of at most ``size`` (0: one piece)."""
+    return max(1, -(-n // size)) if size > 0 else 1
+
+
 class _CompiledGrad:
     """Parameter gradients of the mean cross-entropy, through one compiled ``torch.func.grad``.
 
     The graph is traced on a template network and every call passes the live network's
-    parameters, so fresh networks of the same architecture reuse one compilation.
+    parameters, so fresh networks of the same architecture reuse one compilation. A batch
+    is cut into pieces of at most ``chunk`` rows whose summed-loss gradients are added and
+    divided by the batch size: the same gradient, computed on activations small enough to
+    stay in the CPU's caches (``benchmarks/speed.py``). Only for networks without batch
+    norm, whose outputs do not depend on the rest of the batch.
     """
 
-    def __init__(self, template: torch.nn.Module) -> None:
-        self.template = template
+    def __init__(self, template: torch.nn.Module, chunk: int = 0) -> None:
+        self.template, self.chunk = template, chunk
 
         def loss(params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-            return F.cross_entropy(torch.func.functional_call(self.template, params, (x,)), y)
+            return F.cross_entropy(torch.func.functional_call(self.template, params, (x,)), y, reduction="sum")
 
         self.fn = torch.compile(torch.func.grad(loss), dynamic=False)
 
     def __call__(self, net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
         params = {k: p.detach() for k, p in net.named_parameters()}
-        grads = self.fn(params, x, y)
-        return [grads[k] for k in params]
+        total: dict[str, torch.Tensor] = {}
+        k = _chunks(len(y), self.chunk)
+        for xs, ys in zip(x.tensor_split(k), y.tensor_split(k), strict=True):
+            for name, g in self.fn(params, xs, ys).items():
+                total[name] = total[name].add_(g) if name in total else g
+        return [total[name].div_(len(y)) for name in params]
+
+
+def _eager_grad(net: torch.nn.Module, params: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor,
+                chunk: int) -> list[torch.Tensor]:
+    """Mean cross-entropy gradients of ``params`` with autograd, ``chunk`` rows at a time."""
+    total: list[torch.Tensor] = []
+    k = _chunks(len(y), chunk)
+    for xs, ys in zip(x.tensor_split(k), y.tensor_split(k), strict=True):
+        grads = torch.autograd.grad(F.cross_entropy(net(xs), ys, reduction="sum"), params)
+        total = [a.add_(g) for a, g in zip(total, grads, strict=True)] if total else [g.detach() for g in grads]
+    return [g.div_(len(y)) for g in total]
 
 
 @METHODS.register("dc")
@@ -138,11 +173,11 @@ class DCMethod(Method):
         self.outer_loop = params.outer_loop or outer
         self.inner_loop = params.inner_loop or inner
         self.dsa = DSA(params.dsa_strategy or ctx.spec.dsa_strategy) if params.dsa else None
-        self._grad: _CompiledGrad | None = None
-        if params.compile:
-            template = ctx.new_model(purpose="dc/template")
-            if not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in template.modules()):
-                self._grad = _CompiledGrad(template)
+        if params.chunk < 0:
+            raise ConfigError(f"method.chunk must be >= 0 (0: whole batches); got {params.chunk}")
+        template = ctx.new_model(purpose="dc/template")
+        self._batch_norm = _has_batch_norm(template)
+        self._grad = _CompiledGrad(template, params.chunk) if params.compile and not self._batch_norm else None
 
     def init_synthetic(self) -> SyntheticSet:
         ctx = self.ctx
@@ -179,7 +214,7 @@ class DCMethod(Method):
             if self._grad is not None:
                 g_real = self._grad(net, real, y_real)
             else:
-                g_real = [g.detach() for g in torch.autograd.grad(F.cross_entropy(net(real), y_real), params)]
+                g_real = _eager_grad(net, params, real, y_real, self.params.chunk)
             y_fake = syn.labels[c * ctx.ipc : (c + 1) * ctx.ipc]
             g_fake = torch.autograd.grad(F.cross_entropy(net(fake), y_fake), params, create_graph=True)
             loss = loss + gradient_distance(g_real, list(g_fake), self.params.distance)
@@ -199,9 +234,10 @@ class DCMethod(Method):
                         for p, g in zip(net.parameters(), self._grad(net, x, labels[idx]), strict=True):
                             p.sub_(g, alpha=self.params.lr_net)
                     continue
-                loss = F.cross_entropy(net(x), labels[idx])
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
+                k = 1 if self._batch_norm else _chunks(len(idx), self.params.chunk)
+                for xs, ys in zip(x.tensor_split(k), labels[idx].tensor_split(k), strict=True):
+                    (F.cross_entropy(net(xs), ys, reduction="sum") / len(idx)).backward()
                 opt.step()
 
     def losses(self, syn: SyntheticSet, iteration: int) -> Iterator[torch.Tensor]:
