@@ -86,3 +86,19 @@ def test_mnist_test_split_loads_with_artifact_spec(real_data_root):
     train = load_dataset("mnist", root=real_data_root)
     test = load_dataset("mnist", "test", root=real_data_root, spec=train.spec)
     assert len(test) == 10000 and test.spec == train.spec
+
+
+@pytest.mark.parametrize("soft", [False, True])
+def test_training_in_pieces_matches_whole_batches(digits_train, soft):
+    from securedd.evaluate.train_eval import train_model
+    from securedd.models import create_model
+
+    x, y = digits_train.images[:40], digits_train.labels[:40]
+    labels = torch.nn.functional.one_hot(y, 10).float() * 0.9 + 0.01 if soft else y
+    trained = []
+    for chunk in (0, 7):
+        model = create_model("convnet_tiny", digits_train.spec.shape, 10, generator=torch.Generator().manual_seed(1))
+        settings = TrainSettings(epochs=4, batch_size=32, chunk=chunk)
+        trained.append(train_model(model, x, labels, settings, torch.Generator().manual_seed(2)))
+    for a, b in zip(trained[0].parameters(), trained[1].parameters(), strict=True):
+        assert torch.allclose(a, b, atol=1e-5)

@@ -1,0 +1,243 @@
+"""Accuracy at CPU-feasible budgets: securedd beside the reference code, one evaluation for both.
+
+For each setting METHOD:IPC:BUDGET (MNIST, ConvNet-3) this distils with securedd and with
+the public reference implementation (VICO-UoE/DatasetCondensation: ``main.py`` for DC/DSA,
+``main_DM.py`` for DM) at the same configuration and iteration budget, keeps both
+synthetic sets at a few iteration counts on the way (``--points``), and trains
+``--runs`` fresh ConvNet-3 models on every kept set with securedd's default evaluation
+protocol (REFERENCE section 2: DSA augmentation, 1000 epochs, SGD lr 0.01 dropped ten-fold
+half-way; ``securedd.api.eval_settings``), with the same seeds for both sides. Random real
+images at the same IPC, evaluated the same way, are the floor.
+
+The reference runs from a scratch copy of its checkout with harness edits only: the two
+compatibility edits of ``benchmarks/speed.py`` (value-preserving), its evaluation points
+set to ours, and a ``torch.save`` of its synthetic tensor next to the PNG it already writes
+at each evaluation point (so the exact floats are evaluated, not an 8-bit picture). Its
+own evaluation is switched off with ``--num_eval 0``. The reference counts iterations as
+"updates done before this point", and so do the points here.
+
+Usage:
+    python benchmarks/accuracy.py --reference PATH/TO/DatasetCondensation --data-root $SECUREDD_DATA
+    python benchmarks/accuracy.py ... --settings dc:1:100 --points 2 --runs 3
+    python benchmarks/accuracy.py --render      # table and plot from the saved JSON
+
+Results go to benchmarks/results/accuracy.json (resumable per setting and side), the
+plot to docs/images/accuracy_vs_iterations.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from speed import MNIST_DSA, prepare_reference  # noqa: E402  (the same compatibility edits)
+
+RESULTS = HERE / "results" / "accuracy.json"
+PLOT = HERE.parent / "docs" / "images" / "accuracy_vs_iterations.png"
+EVAL_POOL = re.compile(r"eval_it_pool = np\.arange\(0, args\.Iteration\+1, \d+\)\.tolist\(\)")
+SAVE_NAME = re.compile(r"^(\s*)(save_name = os\.path\.join\(args\.save_path, 'vis_.*\)\n)", re.M)
+
+
+def points_of(budget: int, points: int) -> list[int]:
+    """``points`` evenly spaced iteration counts up to ``budget`` (0, the initial set, not included)."""
+    if budget % points:
+        raise SystemExit(f"the budget ({budget}) must be a multiple of --points ({points})")
+    return [budget * k // points for k in range(1, points + 1)]
+
+
+def _atomic_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    tmp.replace(path)
+
+
+def distill_ours(method: str, ipc: int, budget: int, points: list[int], data_root: str) -> tuple[dict, float]:
+    """securedd's synthetic images at each point, and the distillation's seconds."""
+    import torch
+
+    from securedd import RunConfig, apply_overrides
+    from securedd.data import load_dataset
+    from securedd.distill import run_method
+
+    real = load_dataset("mnist", "train", root=data_root)
+    overrides = ['data.name="mnist"', f'method.name="{method}"', f"method.ipc={ipc}",
+                 f"method.iterations={budget}", "method.compile=true"]
+    if method in ("dsa", "dm"):
+        overrides.append(f'method.dsa_strategy="{MNIST_DSA}"')
+    cfg = apply_overrides(RunConfig(), overrides)
+    kept: dict[int, torch.Tensor] = {}
+
+    def keep(it: int, loss: float, syn) -> None:  # type: ignore[no-untyped-def]
+        if it + 1 in points:
+            kept[it + 1] = syn.images.detach().clone()
+
+    start = time.perf_counter()
+    run_method(cfg, real, progress=True, callbacks=(keep,))
+    return kept, time.perf_counter() - start
+
+
+def distill_reference(reference: str, method: str, ipc: int, budget: int, points: list[int],
+                      data_root: str) -> tuple[dict, float]:
+    """The reference's synthetic images at each point, and its wall seconds (data loading included)."""
+    import torch
+
+    step = points[0]  # evenly spaced from 0: the reference saves at every multiple of it
+    with tempfile.TemporaryDirectory() as save, tempfile.TemporaryDirectory() as code:
+        prepare_reference(reference, code)
+        script = "main_DM.py" if method == "dm" else "main.py"
+        path = Path(code) / script
+        text, n_pool = EVAL_POOL.subn(f"eval_it_pool = np.arange(0, args.Iteration+1, {step}).tolist()",
+                                      path.read_text())
+        text, n_save = SAVE_NAME.subn(
+            r"\1\2\1torch.save(image_syn.detach().cpu().clone(), save_name[:-4] + '.pt')\n", text)
+        if (n_pool, n_save) != (1, 1):
+            raise SystemExit(f"{script} does not look like the expected reference code ({n_pool}, {n_save} edits)")
+        path.write_text(text)
+        if method == "dm":
+            cmd = [sys.executable, script, "--dataset", "MNIST", "--model", "ConvNet", "--ipc", str(ipc),
+                   "--init", "real", "--dsa_strategy", MNIST_DSA]
+        else:
+            cmd = [sys.executable, script, "--method", method.upper(), "--dataset", "MNIST", "--model", "ConvNet",
+                   "--ipc", str(ipc), "--init", "noise" if method == "dc" else "real"]
+            if method == "dsa":
+                cmd += ["--dsa_strategy", MNIST_DSA]
+        cmd += ["--Iteration", str(budget), "--num_exp", "1", "--num_eval", "0", "--data_path", data_root,
+                "--save_path", save]
+        start = time.perf_counter()
+        done = subprocess.run(cmd, cwd=code, capture_output=True, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        seconds = time.perf_counter() - start
+        if done.returncode != 0:
+            raise RuntimeError(f"the reference failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+        kept = {}
+        for p in points:
+            found = list(Path(save).glob(f"vis_*_iter{p}.pt"))
+            if len(found) != 1:
+                raise RuntimeError(f"the reference left {len(found)} tensors for iteration {p} in {save}")
+            kept[p] = torch.load(found[0], weights_only=True)
+    return kept, seconds
+
+
+def random_set(ipc: int, data_root: str):  # type: ignore[no-untyped-def]
+    from securedd import RunConfig, apply_overrides
+    from securedd.data import load_dataset
+    from securedd.distill import run_method
+
+    real = load_dataset("mnist", "train", root=data_root)
+    cfg = apply_overrides(RunConfig(), ['data.name="mnist"', 'method.name="random"', f"method.ipc={ipc}"])
+    return run_method(cfg, real, progress=False).synthetic.images.detach().clone()
+
+
+def evaluate(images, ipc: int, runs: int, data_root: str) -> dict:  # type: ignore[no-untyped-def]
+    """``runs`` fresh ConvNet-3 models trained on ``images`` (class-major, ``ipc`` per class)."""
+    import torch
+
+    from securedd.api import eval_settings
+    from securedd.config import EvalConfig
+    from securedd.data import load_dataset
+    from securedd.evaluate.train_eval import evaluate_set
+
+    test = load_dataset("mnist", "test", root=data_root)
+    labels = torch.arange(10).repeat_interleave(ipc)
+    settings = eval_settings(EvalConfig(), test.spec.dsa_strategy)
+    report = evaluate_set(images.float(), labels, test, runs=runs, settings=settings, seed=0, progress=False)
+    arch = report.archs[0]
+    return {"mean": round(arch.mean, 2), "std": round(arch.std, 2), "accuracies": [round(a, 2) for a in arch.accuracies],
+            "seconds_per_model": round(arch.seconds_per_model, 1)}
+
+
+def render(results: dict) -> str:
+    rows = ["| method | IPC | iterations | securedd | reference | random | securedd distil s | reference distil s |",
+            "|---|---|---|---|---|---|---|---|"]
+    for key, r in results.items():
+        if "ours" not in r or "reference" not in r:
+            continue
+        method, ipc, budget = key.split(":")
+        o, ref = r["ours"]["points"][budget], r["reference"]["points"][budget]
+        rnd = r.get("random", {})
+        rows.append(f"| {method} | {ipc} | {budget} | {o['mean']:.2f} ± {o['std']:.2f} | "
+                    f"{ref['mean']:.2f} ± {ref['std']:.2f} | "
+                    f"{rnd.get('mean', float('nan')):.2f} ± {rnd.get('std', float('nan')):.2f} | "
+                    f"{r['ours']['seconds']:.0f} | {r['reference']['seconds']:.0f} |")
+    return "\n".join(rows)
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    done = [(k, r) for k, r in results.items() if "ours" in r and "reference" in r]
+    if not done:
+        return
+    fig, axes = plt.subplots(1, len(done), figsize=(4.2 * len(done), 3.4), squeeze=False)
+    for ax, (key, r) in zip(axes[0], done, strict=True):
+        method, ipc, _ = key.split(":")
+        for side, style in (("ours", "o-"), ("reference", "s--")):
+            pts = sorted((int(k), v) for k, v in r[side]["points"].items())
+            ax.errorbar([p for p, _ in pts], [v["mean"] for _, v in pts], yerr=[v["std"] for _, v in pts],
+                        fmt=style, capsize=3, label="securedd" if side == "ours" else "reference code")
+        if "random" in r:
+            ax.axhline(r["random"]["mean"], color="grey", lw=1, ls=":", label="random real")
+        ax.set_title(f"MNIST {method.upper()} IPC {ipc}")
+        ax.set_xlabel("iterations")
+        ax.set_ylabel("test accuracy (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--reference", help="checkout of the reference DC/DSA/DM code")
+    p.add_argument("--data-root", default=os.environ.get("SECUREDD_DATA"), help="folder holding MNIST/raw")
+    p.add_argument("--settings", default="dc:1:100,dsa:1:100,dm:10:300", help="method:ipc:budget,...")
+    p.add_argument("--points", type=int, default=2, help="evaluate at this many evenly spaced points after 0")
+    p.add_argument("--runs", type=int, default=3, help="fresh models per evaluated set")
+    p.add_argument("--out", type=Path, default=RESULTS, help="results JSON (default: %(default)s)")
+    p.add_argument("--plot", type=Path, default=PLOT, help="accuracy-vs-iterations plot (default: %(default)s)")
+    p.add_argument("--render", action="store_true", help="print the table and draw the plot from the saved JSON")
+    args = p.parse_args()
+    results = json.loads(args.out.read_text()) if args.out.exists() else {}
+    if not args.render:
+        if not args.reference or not args.data_root:
+            p.error("--reference and --data-root (or SECUREDD_DATA) are required")
+        for setting in args.settings.split(","):
+            method, ipc, budget = setting.split(":")
+            points = points_of(int(budget), args.points)
+            entry = results.setdefault(setting, {"runs": args.runs, "iterations": points})
+            for side in ("ours", "reference"):
+                if side in entry:
+                    continue
+                if side == "ours":
+                    sets, seconds = distill_ours(method, int(ipc), int(budget), points, args.data_root)
+                else:
+                    sets, seconds = distill_reference(args.reference, method, int(ipc), int(budget), points,
+                                                      args.data_root)
+                entry[side] = {"seconds": round(seconds, 1),
+                               "points": {str(k): evaluate(v, int(ipc), args.runs, args.data_root)
+                                          for k, v in sorted(sets.items())}}
+                print(setting, side, json.dumps(entry[side]), flush=True)
+                _atomic_json(args.out, results)
+            if "random" not in entry:
+                entry["random"] = evaluate(random_set(int(ipc), args.data_root), int(ipc), args.runs, args.data_root)
+                print(setting, "random", json.dumps(entry["random"]), flush=True)
+                _atomic_json(args.out, results)
+    print(render(results))
+    plot(results, args.plot)
+
+
+if __name__ == "__main__":
+    main()
