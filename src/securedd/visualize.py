@@ -11,14 +11,26 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from securedd.artifacts import Artifact  # noqa: E402
+from securedd.data.zca import ZCAWhitening  # noqa: E402
 
-__all__ = ["save_grid"]
+__all__ = ["display_pixels", "save_grid"]
+
+
+def display_pixels(artifact: Artifact) -> torch.Tensor:
+    """The artifact's images as [0, 1] pixels: ZCA undone when it carries a transform, else de-normalised."""
+    zca = ZCAWhitening.from_tensors(artifact.extras)
+    images = artifact.images.float()
+    pixels = zca.inverse(images) if zca is not None else artifact.spec.denormalize(images)
+    return pixels.clamp(0, 1)
 
 
 def save_grid(artifact: Artifact, path: str | Path, *, per_class: int = 10, max_classes: int = 20) -> Path:
-    """Write a PNG grid of the artifact's images (at most ``per_class`` per row) and return its path."""
+    """Write a PNG grid of the artifact's images (at most ``per_class`` per row) and return its path.
+
+    Whitened sets (MTT with ZCA) are shown as pixels: the stored transform is inverted.
+    """
     spec = artifact.spec
-    pixels = spec.denormalize(artifact.images.float())
+    pixels = display_pixels(artifact)
     labels = artifact.hard_labels()
     classes = list(range(min(spec.num_classes, max_classes)))
     rows = [torch.nonzero(labels == c).flatten()[:per_class] for c in classes]
