@@ -39,7 +39,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from speed import MNIST_DSA, prepare_reference  # noqa: E402  (the same compatibility edits)
+from speed import MNIST_DSA, prepare_reference, reference_command, reference_script  # noqa: E402
 
 RESULTS = HERE / "results" / "accuracy.json"
 PLOT = HERE.parent / "docs" / "images" / "accuracy_vs_iterations.png"
@@ -94,7 +94,7 @@ def distill_reference(reference: str, method: str, ipc: int, budget: int, points
     step = points[0]  # evenly spaced from 0: the reference saves at every multiple of it
     with tempfile.TemporaryDirectory() as save, tempfile.TemporaryDirectory() as code:
         prepare_reference(reference, code)
-        script = "main_DM.py" if method == "dm" else "main.py"
+        script = reference_script(method)
         path = Path(code) / script
         text, n_pool = EVAL_POOL.subn(f"eval_it_pool = np.arange(0, args.Iteration+1, {step}).tolist()",
                                       path.read_text())
@@ -103,16 +103,7 @@ def distill_reference(reference: str, method: str, ipc: int, budget: int, points
         if (n_pool, n_save) != (1, 1):
             raise SystemExit(f"{script} does not look like the expected reference code ({n_pool}, {n_save} edits)")
         path.write_text(text)
-        if method == "dm":
-            cmd = [sys.executable, script, "--dataset", "MNIST", "--model", "ConvNet", "--ipc", str(ipc),
-                   "--init", "real", "--dsa_strategy", MNIST_DSA]
-        else:
-            cmd = [sys.executable, script, "--method", method.upper(), "--dataset", "MNIST", "--model", "ConvNet",
-                   "--ipc", str(ipc), "--init", "noise" if method == "dc" else "real"]
-            if method == "dsa":
-                cmd += ["--dsa_strategy", MNIST_DSA]
-        cmd += ["--Iteration", str(budget), "--num_exp", "1", "--num_eval", "0", "--data_path", data_root,
-                "--save_path", save]
+        cmd = reference_command(method, ipc, budget, data_root, save)
         start = time.perf_counter()
         done = subprocess.run(cmd, cwd=code, capture_output=True, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
         seconds = time.perf_counter() - start

@@ -105,21 +105,29 @@ def prepare_reference(reference: str, scratch: str) -> int:
     return edits + more
 
 
+def reference_script(method: str) -> str:
+    return "main_DM.py" if method == "dm" else "main.py"
+
+
+def reference_command(method: str, ipc: int, iterations: int, data_root: str, save: str) -> list[str]:
+    """The reference's command line for MNIST/ConvNet at our configuration, its evaluation off."""
+    if method == "dm":
+        cmd = [sys.executable, reference_script(method), "--dataset", "MNIST", "--model", "ConvNet", "--ipc", str(ipc),
+               "--init", "real", "--dsa_strategy", MNIST_DSA]
+    else:
+        cmd = [sys.executable, reference_script(method), "--method", method.upper(), "--dataset", "MNIST",
+               "--model", "ConvNet", "--ipc", str(ipc), "--init", "noise" if method == "dc" else "real"]
+        if method == "dsa":
+            cmd += ["--dsa_strategy", MNIST_DSA]
+    return cmd + ["--Iteration", str(iterations), "--num_exp", "1", "--num_eval", "0",
+                  "--data_path", data_root, "--save_path", save]
+
+
 def run_reference(reference: str, method: str, ipc: int, iterations: int, data_root: str) -> dict:
     """Run the reference for ``iterations`` + 1 iterations (its loop runs 0..Iteration)."""
     with tempfile.TemporaryDirectory() as save, tempfile.TemporaryDirectory() as code:
         edits = prepare_reference(reference, code)
-        if method == "dm":
-            cmd = [sys.executable, "main_DM.py", "--dataset", "MNIST", "--model", "ConvNet", "--ipc", str(ipc),
-                   "--init", "real", "--dsa_strategy", MNIST_DSA]
-        else:
-            cmd = [sys.executable, "main.py", "--method", method.upper(), "--dataset", "MNIST", "--model", "ConvNet",
-                   "--ipc", str(ipc), "--init", "noise" if method == "dc" else "real"]
-            if method == "dsa":
-                cmd += ["--dsa_strategy", MNIST_DSA]
-        cmd += ["--Iteration", str(iterations), "--num_exp", "1", "--num_eval", "0",
-                "--data_path", data_root, "--save_path", save]
-        lines, wall, rss = _run(cmd, cwd=code)
+        lines, wall, rss = _run(reference_command(method, ipc, iterations, data_root, save), cwd=code)
     begin = next(t for t, text in lines if "training begins" in text)
     marks = [(int(text.split("iter =")[1].split(",")[0]), t) for t, text in lines if "iter =" in text]
     end = next(t for t, text in lines if "Final Results" in text)
