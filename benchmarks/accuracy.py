@@ -22,7 +22,9 @@ Usage:
     python benchmarks/accuracy.py --render      # table and plot from the saved JSON
 
 Results go to benchmarks/results/accuracy.json (resumable per setting and side), the
-plot to docs/images/accuracy_vs_iterations.png.
+plot to docs/images/accuracy_vs_iterations.png. The wall seconds it records are not a
+timing benchmark (the reference's include data loading and one extra iteration; other
+work may have shared the machine): ``benchmarks/speed.py`` measures speed.
 """
 
 from __future__ import annotations
@@ -147,7 +149,7 @@ def evaluate(images, ipc: int, runs: int, data_root: str) -> dict:  # type: igno
 
 
 def render(results: dict) -> str:
-    rows = ["| method | IPC | iterations | securedd | reference | random | securedd distil s | reference distil s |",
+    rows = ["| method | IPC | iterations | securedd | reference | random | securedd distil wall s | reference wall s |",
             "|---|---|---|---|---|---|---|---|"]
     for key, r in results.items():
         if "ours" not in r or "reference" not in r:
