@@ -19,6 +19,8 @@ import torch
 from securedd.data.augment import DSA
 from securedd.distill.base import METHODS, Method
 from securedd.distill.synthetic import SyntheticSet, learnable_set
+from securedd.errors import ConfigError
+from securedd.models.pieces import has_batch_norm, num_pieces
 
 __all__ = ["DMMethod", "DMParams", "dm_loss"]
 
@@ -76,8 +78,7 @@ def dm_loss(
 
 
 def _mean_embedding(embed: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, chunk: int) -> torch.Tensor:
-    pieces = max(1, -(-len(x) // chunk)) if chunk > 0 else 1
-    return torch.cat([embed(part) for part in x.tensor_split(pieces)]).mean(0)
+    return torch.cat([embed(part) for part in x.tensor_split(num_pieces(len(x), chunk))]).mean(0)
 
 
 def _embed(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -94,6 +95,8 @@ class DMMethod(Method):
 
     def __init__(self, params: DMParams, ctx) -> None:  # type: ignore[no-untyped-def]
         super().__init__(params, ctx)
+        if params.chunk < 0:
+            raise ConfigError(f"method.chunk must be >= 0 (0: whole classes); got {params.chunk}")
         strategy = params.dsa_strategy or ctx.spec.dsa_strategy
         self.dsa = DSA(strategy) if params.dsa else None
         self.real_embed: Callable[[torch.nn.Module, torch.Tensor], torch.Tensor] = (
@@ -125,6 +128,6 @@ class DMMethod(Method):
                 r, s = self.dsa.siamese(r, s, gen)
             real.append(r)
             fake.append(s)
-        joint = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in net.modules())
+        joint = has_batch_norm(net)
         embed = lambda x: self.real_embed(net, x)  # noqa: E731
         yield dm_loss(embed, real, fake, joint=joint, chunk=self.params.chunk)

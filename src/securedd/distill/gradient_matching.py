@@ -20,6 +20,7 @@ from securedd.data.augment import DSA
 from securedd.distill.base import METHODS, DistillContext, Method
 from securedd.distill.synthetic import SyntheticSet, learnable_set
 from securedd.errors import ConfigError
+from securedd.models.pieces import has_batch_norm, num_pieces
 
 __all__ = ["DCMethod", "DCParams", "DSAMethod", "DSAParams", "gradient_distance", "loop_schedule"]
 
@@ -108,15 +109,6 @@ class DSAParams(DCParams):
     dsa: bool = True
 
 
-def _has_batch_norm(net: torch.nn.Module) -> bool:
-    return any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in net.modules())
-
-
-def _chunks(n: int, size: int) -> int:
-    """How many near-equal pieces cut ``n`` rows into pieces of at most ``size`` (0: one piece)."""
-    return max(1, -(-n // size)) if size > 0 else 1
-
-
 class _CompiledGrad:
     """Parameter gradients of the mean cross-entropy, through one compiled ``torch.func.grad``.
 
@@ -139,7 +131,7 @@ class _CompiledGrad:
     def __call__(self, net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
         params = {k: p.detach() for k, p in net.named_parameters()}
         total: dict[str, torch.Tensor] = {}
-        k = _chunks(len(y), self.chunk)
+        k = num_pieces(len(y), self.chunk)
         for xs, ys in zip(x.tensor_split(k), y.tensor_split(k), strict=True):
             for name, g in self.fn(params, xs, ys).items():
                 total[name] = total[name].add_(g) if name in total else g
@@ -150,7 +142,7 @@ def _eager_grad(net: torch.nn.Module, params: list[torch.Tensor], x: torch.Tenso
                 chunk: int) -> list[torch.Tensor]:
     """Mean cross-entropy gradients of ``params`` with autograd, ``chunk`` rows at a time."""
     total: list[torch.Tensor] = []
-    k = _chunks(len(y), chunk)
+    k = num_pieces(len(y), chunk)
     for xs, ys in zip(x.tensor_split(k), y.tensor_split(k), strict=True):
         grads = torch.autograd.grad(F.cross_entropy(net(xs), ys, reduction="sum"), params)
         total = [a.add_(g) for a, g in zip(total, grads, strict=True)] if total else [g.detach() for g in grads]
@@ -176,7 +168,7 @@ class DCMethod(Method):
         if params.chunk < 0:
             raise ConfigError(f"method.chunk must be >= 0 (0: whole batches); got {params.chunk}")
         template = ctx.new_model(purpose="dc/template")
-        self._batch_norm = _has_batch_norm(template)
+        self._batch_norm = has_batch_norm(template)
         self._grad = _CompiledGrad(template, params.chunk) if params.compile and not self._batch_norm else None
 
     def init_synthetic(self) -> SyntheticSet:
@@ -235,7 +227,7 @@ class DCMethod(Method):
                             p.sub_(g, alpha=self.params.lr_net)
                     continue
                 opt.zero_grad(set_to_none=True)
-                k = 1 if self._batch_norm else _chunks(len(idx), self.params.chunk)
+                k = 1 if self._batch_norm else num_pieces(len(idx), self.params.chunk)
                 for xs, ys in zip(x.tensor_split(k), labels[idx].tensor_split(k), strict=True):
                     (F.cross_entropy(net(xs), ys, reduction="sum") / len(idx)).backward()
                 opt.step()

@@ -24,6 +24,7 @@ from securedd.data.spec import RealData
 from securedd.errors import MismatchError
 from securedd.evaluate.fairness import class_variance
 from securedd.models import create_model
+from securedd.models.pieces import has_batch_norm, num_pieces
 from securedd.rng import make_generator
 
 __all__ = ["ArchReport", "EvalReport", "ModelScore", "TrainSettings", "evaluate_set", "score_model", "train_model"]
@@ -84,8 +85,7 @@ def train_model(
     dsa = DSA(settings.dsa_strategy) if settings.dsa_strategy else None
     cutmix = CutMix(settings.cutmix_prob, settings.cutmix_beta) if settings.cutmix_prob > 0 else None
     n = images.shape[0]
-    batch_norm = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
-    chunk = 0 if batch_norm or cutmix is not None else settings.chunk
+    chunk = 0 if has_batch_norm(model) or cutmix is not None else settings.chunk
     model.train()
     for _ in range(settings.epochs):
         order = torch.randperm(n, generator=generator, device=generator.device).to(images.device)
@@ -99,7 +99,7 @@ def train_model(
                 mixed = cutmix(x, labels[index], generator)
                 mixed.loss(model(mixed.images), _loss).backward()
             else:
-                pieces = max(1, -(-len(x) // chunk)) if chunk > 0 else 1
+                pieces = num_pieces(len(x), chunk)
                 for xs, ys in zip(x.tensor_split(pieces), labels[index].tensor_split(pieces), strict=True):
                     (_loss(model(xs), ys) * (len(xs) / len(x))).backward()
             opt.step()
