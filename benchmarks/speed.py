@@ -109,8 +109,12 @@ def reference_script(method: str) -> str:
     return "main_DM.py" if method == "dm" else "main.py"
 
 
-def reference_command(method: str, ipc: int, iterations: int, data_root: str, save: str) -> list[str]:
-    """The reference's command line for MNIST/ConvNet at our configuration, its evaluation off."""
+def reference_command(method: str, ipc: int, iterations: int, data_root: str, save: str,
+                      experiments: int = 1) -> list[str]:
+    """The reference's command line for MNIST/ConvNet at our configuration, its evaluation off.
+
+    ``experiments``: independent distillations in one process (the reference's ``--num_exp``).
+    """
     if method == "dm":
         cmd = [sys.executable, reference_script(method), "--dataset", "MNIST", "--model", "ConvNet", "--ipc", str(ipc),
                "--init", "real", "--dsa_strategy", MNIST_DSA]
@@ -119,7 +123,7 @@ def reference_command(method: str, ipc: int, iterations: int, data_root: str, sa
                "--model", "ConvNet", "--ipc", str(ipc), "--init", "noise" if method == "dc" else "real"]
         if method == "dsa":
             cmd += ["--dsa_strategy", MNIST_DSA]
-    return cmd + ["--Iteration", str(iterations), "--num_exp", "1", "--num_eval", "0",
+    return cmd + ["--Iteration", str(iterations), "--num_exp", str(experiments), "--num_eval", "0",
                   "--data_path", data_root, "--save_path", save]
 
 
