@@ -15,22 +15,26 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from securedd.artifacts import Artifact, load_artifact, save_artifact
 from securedd.config import EvalConfig, RunConfig, check_device
 from securedd.data import load_dataset
-from securedd.data.spec import RealData
+from securedd.data.spec import DatasetSpec, RealData
 from securedd.data.zca import ZCAWhitening
 from securedd.distill import run_method
 from securedd.distill.base import resolved_config
 from securedd.distill.multi_formation import decode_stored
 from securedd.errors import MismatchError
 from securedd.evaluate.train_eval import EvalReport, TrainSettings, evaluate_set
+from securedd.models.init import seeded_network
+from securedd.rng import derive_seed
 
-__all__ = ["distill", "eval_settings", "evaluate"]
+__all__ = ["distill", "eval_settings", "evaluate", "replay_setup"]
 
 
 def distill(
@@ -92,6 +96,27 @@ def eval_settings(cfg: EvalConfig, dsa_strategy: str, hints: Mapping[str, Any] |
                          cutmix, float(hints.get("cutmix_beta", 1.0)))
 
 
+def replay_setup(hints: Mapping[str, Any], spec: DatasetSpec, models: Sequence[str] | None, runs: int,
+                 seed: int) -> tuple[tuple[str, ...], int, Callable[[str, int], torch.nn.Module]]:
+    """Models, runs and initialisation for replaying a learned schedule (``evaluation`` hints).
+
+    The set was distilled for ``hints["model"]``, which evaluation uses unless ``models``
+    names others. A ``fixed`` initialisation rebuilds the one network the set was made
+    for (one run: replaying it is deterministic); ``random`` draws ``runs`` fresh networks
+    with the distillation's scheme.
+    """
+    names = tuple(models) if models else (str(hints["model"]),)
+    scheme = str(hints.get("init_scheme", "default"))
+    if hints.get("init") == "fixed":
+        key = int(hints["init_seed"])
+        return names, 1, lambda name, run: seeded_network(name, spec.shape, spec.num_classes, key, scheme)
+
+    def fresh(name: str, run: int) -> torch.nn.Module:
+        return seeded_network(name, spec.shape, spec.num_classes, derive_seed(seed, "eval", "replay", run), scheme)
+
+    return names, runs, fresh
+
+
 def evaluate(
     artifact: Artifact | str | Path,
     *,
@@ -137,12 +162,15 @@ def evaluate(
     zca = ZCAWhitening.from_tensors(art.extras)
     if zca is not None:
         test = zca.apply(test)
-    steps = (art.metadata.get("info") or {}).get("schedule_steps")
+    hints = art.metadata.get("evaluation") or {}
     images, labels = decode_stored(art.images, art.labels, art.decoder)
+    steps, init, eval_models, eval_runs = None, None, cfg.models, cfg.runs
+    if hints.get("protocol") == "replay":  # DD/SLDD: apply the learned GD steps, as distilled
+        steps, (eval_models, eval_runs, init) = int(hints["steps"]), replay_setup(hints, spec, models, cfg.runs, seed)
     report = evaluate_set(
-        images, labels, test, models=cfg.models, runs=cfg.runs,
-        settings=eval_settings(cfg, spec.dsa_strategy, art.metadata.get("evaluation")), seed=seed, lrs=art.lrs,
-        steps=steps, device=device, progress=progress,
+        images, labels, test, models=eval_models, runs=eval_runs,
+        settings=eval_settings(cfg, spec.dsa_strategy, hints), seed=seed, lrs=art.lrs,
+        steps=steps, init=init, device=device, progress=progress,
     )
     report.set_info = art.ipc_accounting()
     return report

@@ -50,15 +50,28 @@ def test_soft_labels_and_learned_lr_are_used(digits_train, digits_test):
 
 
 def test_replayed_steps_apply_plain_gradient_steps(digits_train):
-    images, labels = _subset(digits_train, 2)
+    images, labels = _subset(digits_train, 2)  # class-major, 2 per class
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
     before = [p.detach().clone() for p in model.parameters()]
-    replay_steps(model, images, labels, torch.zeros(4), steps=2)
+    replay_steps(model, images, labels, torch.zeros(4), steps=2, num_classes=10)
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
-    replay_steps(model, images, labels, torch.full((4,), 0.1), steps=2)
+    replay_steps(model, images, labels, torch.full((4,), 0.1), steps=2, num_classes=10)
     assert not all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
     with pytest.raises(MismatchError):
-        replay_steps(model, images, labels, torch.ones(3), steps=3)
+        replay_steps(model, images, labels, torch.ones(3), steps=3, num_classes=10)
+
+
+def test_replayed_step_takes_one_image_of_every_class(digits_train):
+    images, labels = _subset(digits_train, 2)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    expected = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    expected.load_state_dict(model.state_dict())
+    replay_steps(model, images, labels, torch.tensor([0.1, 0.0]), steps=2, num_classes=10)
+    first = torch.arange(10) * 2  # image 0 of every class
+    loss = torch.nn.functional.cross_entropy(expected(images[first]), labels[first])
+    grads = torch.autograd.grad(loss, list(expected.parameters()))
+    for p, q, g in zip(model.parameters(), expected.parameters(), grads, strict=True):
+        assert torch.allclose(p, q - 0.1 * g, atol=1e-6)
 
 
 def test_shape_mismatch_is_refused(digits_test):

@@ -156,6 +156,11 @@ class Method:
 
         return first_loss
 
+    def finalize(self, syn: SyntheticSet) -> SyntheticSet:
+        """The set to store once the run is over (e.g. learned parameterisations turned into
+        stored values); the set itself by default."""
+        return syn
+
     def artifact_metadata(self) -> dict[str, Any]:
         """Extra artifact metadata: ``decoder`` (how stored images decode into training
         images) and ``evaluation`` (settings evaluation should use); empty by default."""
@@ -263,7 +268,7 @@ def run_method(
             if stopping:
                 bar.close()
                 raise Interrupted(ckpt_path, it + 1, iterations)  # type: ignore[arg-type]
-    return DistillResult(syn, method_cls.name, dataclasses.asdict(params), iterations, history,
+    return DistillResult(method.finalize(syn), method_cls.name, dataclasses.asdict(params), iterations, history,
                          time.perf_counter() - start, method.artifact_metadata())
 
 

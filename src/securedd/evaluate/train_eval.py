@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,7 @@ from tqdm.auto import tqdm
 from securedd.data.augment import DSA
 from securedd.data.mix import CutMix
 from securedd.data.spec import RealData
+from securedd.data.steps import step_plan
 from securedd.errors import MismatchError
 from securedd.evaluate.fairness import class_variance
 from securedd.models import create_model
@@ -113,15 +115,22 @@ def replay_steps(
     labels: torch.Tensor,
     lrs: torch.Tensor,
     steps: int,
+    num_classes: int,
 ) -> torch.nn.Module:
-    """Apply a learned per-step schedule (DD): step ``i`` is one plain GD step on image chunk
-    ``i % steps`` with learning rate ``lrs[i]``."""
-    if images.shape[0] % steps:
-        raise MismatchError(f"{images.shape[0]} images cannot be split into {steps} equal steps")
-    chunks_x, chunks_y = images.chunk(steps), labels.chunk(steps)
+    """Apply a learned per-step schedule (DD) to ``model`` in place.
+
+    ``images`` are class-major; GD step ``i`` takes block ``i % steps`` of every class's
+    images (:func:`~securedd.data.steps.step_plan`) with learning rate ``lrs[i]``, so
+    ``len(lrs) / steps`` epochs run with the images tied across them.
+    """
+    n = images.shape[0]
+    if n % num_classes or (n // num_classes) % steps or len(lrs) % steps:
+        raise MismatchError(f"{n} images of {num_classes} classes and {len(lrs)} learning rates do not make "
+                            f"{steps} equal steps per epoch")
+    plan = step_plan(num_classes, n // num_classes, steps, len(lrs) // steps, device=images.device)
     model.train()
-    for i, lr in enumerate(lrs.tolist()):
-        loss = _loss(model(chunks_x[i % steps]), chunks_y[i % steps])
+    for index, lr in zip(plan, lrs.tolist(), strict=True):
+        loss = _loss(model(images[index]), labels[index])
         grads = torch.autograd.grad(loss, list(model.parameters()))
         with torch.no_grad():
             for p, g in zip(model.parameters(), grads, strict=True):
@@ -255,6 +264,7 @@ def evaluate_set(
     seed: int = 0,
     lrs: torch.Tensor | None = None,
     steps: int | None = None,
+    init: Callable[[str, int], torch.nn.Module] | None = None,
     device: str = "cpu",
     progress: bool = True,
 ) -> EvalReport:
@@ -268,8 +278,10 @@ def evaluate_set(
         runs: fresh models per architecture (each from its own seeded generator).
         settings: the training protocol; a single learned ``lrs`` value without ``steps``
             (MTT's learned step size) replaces ``settings.lr``.
-        lrs, steps: a learned per-step schedule (DD, ``steps`` image chunks): replayed
+        lrs, steps: a learned per-step schedule (DD, ``steps`` steps per epoch): replayed
             instead of SGD training.
+        init: ``init(name, run)`` builds run ``run``'s model of architecture ``name``
+            instead of a fresh default initialisation (DD's fixed or Xavier networks).
     """
     spec = test.spec
     if tuple(images.shape[1:]) != spec.shape:
@@ -291,9 +303,12 @@ def evaluate_set(
         for run in range(runs):
             start = time.perf_counter()
             gen = make_generator(seed, "eval", name, run, device=device)
-            model = create_model(name, spec.shape, spec.num_classes, generator=gen).to(device)
+            if init is not None:
+                model = init(name, run).to(device)
+            else:
+                model = create_model(name, spec.shape, spec.num_classes, generator=gen).to(device)
             if lrs is not None:
-                replay_steps(model, images, labels, lrs.to(device), steps or 1)
+                replay_steps(model, images, labels, lrs.to(device), steps or 1, spec.num_classes)
             else:
                 train_model(model, images, labels, settings, gen)
             score = score_model(model, test)

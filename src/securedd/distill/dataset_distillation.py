@@ -1,0 +1,233 @@
+"""Bilevel dataset distillation: DD (Wang et al. 2018) and SLDD (DD with learned soft labels).
+
+The synthetic set is applied as ``steps x epochs`` plain GD steps (step ``s`` of every
+epoch takes the ``s``-th block of each class's images; images are tied across epochs,
+learning rates are not), starting from the network's initial weights; the loss is the
+cross-entropy of the resulting weights on a real batch, back-propagated through the steps
+to the images, to one learning rate per step (``softplus``-parameterised, so it stays
+positive) and, for SLDD, to one label-logit vector per image. Adam (lr 0.01, betas
+0.5/0.999) updates them all (REFERENCE section 3).
+
+Initial weights (``init``): ``fixed`` is one network drawn from ``init_seed``: the set
+trains that very network, and the artifact records how to rebuild it. ``random`` draws
+``nets_per_step`` fresh networks (``init_scheme``, Xavier in the paper) every iteration,
+so the set must work from unseen initialisations; evaluation draws fresh ones too.
+
+The reverse pass through the steps runs with ``memory="recompute"`` by default: constant
+graph memory in the number of steps, the same gradient as the plain unroll
+(:mod:`securedd.distill.bilevel`).
+
+The artifact stores the learned rates (``lrs``, in step order), the labels as
+distributions (SLDD: ``softmax`` of the learned logits) and, in its ``evaluation``
+metadata, the replay protocol: architecture, steps per epoch, and the initialisation.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from securedd.distill.base import METHODS, DistillContext, Method
+from securedd.distill.bilevel import MEMORY_MODES, outer_cross_entropy, step_plan, unrolled_loss
+from securedd.distill.synthetic import INITS, SyntheticSet, class_labels, init_images
+from securedd.errors import ConfigError
+from securedd.models.functional import flat_params, param_layout
+from securedd.models.init import INIT_SCHEMES, reinitialise, seeded_network
+
+__all__ = ["DDMethod", "DDParams", "LABEL_INITS", "SLDDMethod", "SLDDParams", "initial_label_logits"]
+
+NETWORK_INITS = ("fixed", "random")
+LABEL_INITS = ("onehot", "uniform", "random", "mixed")
+
+
+@dataclass(frozen=True)
+class DDParams:
+    """DD hyper-parameters (REFERENCE section 3).
+
+    ``steps``: GD steps per epoch (0: one image per class per step, i.e. ``ipc``); IPC
+    must be a multiple of it. ``decay_every``: multiply the Adam learning rate by
+    ``lr_decay`` every this many iterations (0: never). ``init_seed``: the fixed
+    network's seed (-1: derived from the run's seed). ``batch_real``: real images per
+    outer loss, drawn class-balanced.
+    """
+
+    steps: int = 0
+    epochs: int = 3
+    lr_init: float = 0.02
+    lr: float = 0.01
+    beta1: float = 0.5
+    lr_decay: float = 0.5
+    decay_every: int = 0
+    batch_real: int = 1024
+    init: str = "fixed"
+    init_seed: int = -1
+    init_scheme: str = "xavier"
+    nets_per_step: int = 4
+    image_init: str = "noise"
+    memory: str = "recompute"
+
+
+@dataclass(frozen=True)
+class SLDDParams(DDParams):
+    """SLDD: DD plus one learned label-logit vector per image, starting as ``label_init``.
+
+    ``onehot``: ``label_scale`` on the image's class, 0 elsewhere; ``uniform``: all 0;
+    ``random``: standard normal; ``mixed``: ``label_scale / 2`` on the image's class and
+    on one other random class (class mixing, as SecDD suggests).
+    """
+
+    label_init: str = "onehot"
+    label_scale: float = 5.0
+
+
+def initial_label_logits(mode: str, labels: torch.Tensor, num_classes: int, scale: float,
+                         generator: torch.Generator) -> torch.Tensor:
+    """(N, K) starting label logits for hard ``labels`` (N,) (see :class:`SLDDParams`)."""
+    onehot = F.one_hot(labels, num_classes).float()
+    if mode == "onehot":
+        return scale * onehot
+    if mode == "uniform":
+        return torch.zeros_like(onehot)
+    if mode == "random":
+        return torch.randn(onehot.shape, generator=generator, device=generator.device).to(onehot.device)
+    if mode == "mixed":
+        shift = torch.randint(1, num_classes, labels.shape, generator=generator, device=generator.device)
+        other = F.one_hot((labels + shift.to(labels.device)) % num_classes, num_classes).float()
+        return scale / 2 * (onehot + other)
+    raise ConfigError(f"method.label_init must be one of {', '.join(LABEL_INITS)}; got '{mode}'")
+
+
+def _softplus_inverse(x: float) -> float:
+    return x + math.log(-math.expm1(-x))
+
+
+@METHODS.register("dd")
+class DDMethod(Method):
+    """DD: images and per-step learning rates through unrolled GD on one or many initialisations."""
+
+    name = "dd"
+    Params = DDParams
+    default_iterations = 2000
+    soft_labels = False
+
+    def __init__(self, params: DDParams, ctx: DistillContext) -> None:
+        super().__init__(params, ctx)
+        p = params
+        if p.init not in NETWORK_INITS:
+            raise ConfigError(f"method.init must be one of {', '.join(NETWORK_INITS)}; got '{p.init}'")
+        if p.init_scheme not in INIT_SCHEMES:
+            raise ConfigError(f"method.init_scheme must be one of {', '.join(INIT_SCHEMES)}; got '{p.init_scheme}'")
+        if p.memory not in MEMORY_MODES:
+            raise ConfigError(f"method.memory must be one of {', '.join(MEMORY_MODES)}; got '{p.memory}'")
+        if p.image_init not in INITS:
+            raise ConfigError(f"method.image_init must be one of {', '.join(INITS)}; got '{p.image_init}'")
+        if p.lr_init <= 0 or p.epochs < 1 or p.nets_per_step < 1 or p.batch_real < ctx.spec.num_classes:
+            raise ConfigError("method.lr_init must be > 0, epochs and nets_per_step >= 1, and batch_real at least "
+                              f"the number of classes; got lr_init={p.lr_init}, epochs={p.epochs}, "
+                              f"nets_per_step={p.nets_per_step}, batch_real={p.batch_real}")
+        self.steps = p.steps or ctx.ipc
+        self.plan = step_plan(ctx.spec.num_classes, ctx.ipc, self.steps, p.epochs, device=ctx.device)
+        self.init_seed = p.init_seed if p.init_seed >= 0 else ctx.seed
+        self.model = ctx.new_model(purpose="dd/architecture")
+        self.layout = param_layout(self.model)
+        self._opt: torch.optim.Optimizer | None = None
+
+    # --- the learnable set ---------------------------------------------------------------
+
+    def _labels(self, syn_labels: torch.Tensor) -> torch.Tensor:
+        return syn_labels
+
+    def init_synthetic(self) -> SyntheticSet:
+        ctx, p = self.ctx, self.params
+        gen = ctx.generator("init")
+        images = init_images(p.image_init, ctx.spec, ctx.ipc, ctx.sampler, gen).detach().clone().requires_grad_(True)
+        labels = self._labels(class_labels(ctx.spec.num_classes, ctx.ipc, images.device))
+        raw = torch.full((len(self.plan),), _softplus_inverse(p.lr_init), device=images.device, requires_grad=True)
+        return SyntheticSet(images, labels, extras={"raw_lrs": raw})
+
+    def _learnables(self, syn: SyntheticSet) -> list[torch.Tensor]:
+        return [syn.images, syn.extras["raw_lrs"]]
+
+    def optimizer(self, syn: SyntheticSet) -> torch.optim.Optimizer:
+        self._opt = torch.optim.Adam(self._learnables(syn), lr=self.params.lr, betas=(self.params.beta1, 0.999))
+        return self._opt
+
+    # --- one iteration -------------------------------------------------------------------
+
+    def starts(self) -> list[torch.Tensor]:
+        """The initial parameter vectors of this iteration's networks."""
+        ctx, p = self.ctx, self.params
+        if p.init == "fixed":
+            net = seeded_network(ctx.config.model, ctx.spec.shape, ctx.spec.num_classes, self.init_seed,
+                                 p.init_scheme, ctx.device)
+            return [flat_params(net)]
+        gen = ctx.generator("dd/networks")
+        return [flat_params(reinitialise(ctx.new_model(purpose="dd/networks"), p.init_scheme, gen))
+                for _ in range(p.nets_per_step)]
+
+    def losses(self, syn: SyntheticSet, iteration: int) -> Iterator[torch.Tensor]:
+        p = self.params
+        if self._opt is not None and p.decay_every > 0:
+            for group in self._opt.param_groups:
+                group["lr"] = p.lr * p.lr_decay ** (iteration // p.decay_every)
+        x_real, y_real = self.ctx.sampler.balanced(max(1, p.batch_real // self.ctx.spec.num_classes))
+        lrs = F.softplus(syn.extras["raw_lrs"])
+
+        def outer(theta: torch.Tensor) -> torch.Tensor:
+            return outer_cross_entropy(self.model, theta, x_real, y_real, self.layout)
+
+        total = sum(unrolled_loss(self.model, start, syn.images, syn.labels, lrs, self.plan, outer, memory=p.memory)
+                    for start in self.starts())
+        yield total / (1 if p.init == "fixed" else p.nets_per_step)  # type: ignore[operator]
+
+    # --- what is stored ------------------------------------------------------------------
+
+    def finalize(self, syn: SyntheticSet) -> SyntheticSet:
+        extras = {k: v for k, v in syn.extras.items() if k != "raw_lrs"}
+        labels = syn.labels.detach()
+        if labels.is_floating_point():
+            labels = F.softmax(labels, dim=1)
+        return SyntheticSet(syn.images.detach(), labels, F.softplus(syn.extras["raw_lrs"]).detach(), extras)
+
+    def replay_protocol(self) -> dict[str, Any]:
+        """How evaluation applies the set: the ``evaluation`` metadata of the artifact."""
+        p = self.params
+        out: dict[str, Any] = {"protocol": "replay", "model": self.ctx.config.model, "steps": self.steps,
+                               "epochs": p.epochs, "init": p.init, "init_scheme": p.init_scheme}
+        if p.init == "fixed":
+            out["init_seed"] = self.init_seed
+        return out
+
+    def artifact_metadata(self) -> dict[str, Any]:
+        return {"evaluation": self.replay_protocol()}
+
+
+@METHODS.register("sldd")
+class SLDDMethod(DDMethod):
+    """SLDD: DD that also learns one label-logit vector per image."""
+
+    name = "sldd"
+    Params = SLDDParams
+    soft_labels = True
+
+    def __init__(self, params: SLDDParams, ctx: DistillContext) -> None:
+        if params.label_init not in LABEL_INITS:
+            raise ConfigError(f"method.label_init must be one of {', '.join(LABEL_INITS)}; got '{params.label_init}'")
+        super().__init__(params, ctx)
+
+    def _labels(self, syn_labels: torch.Tensor) -> torch.Tensor:
+        p: SLDDParams = self.params  # type: ignore[assignment]
+        logits = initial_label_logits(p.label_init, syn_labels, self.ctx.spec.num_classes, p.label_scale,
+                                      self.ctx.generator("labels"))
+        return logits.requires_grad_(True)
+
+    def _learnables(self, syn: SyntheticSet) -> list[torch.Tensor]:
+        return [*super()._learnables(syn), syn.labels]
+
+    def replay_protocol(self) -> dict[str, Any]:
+        return {**super().replay_protocol(), "labels": "soft"}
