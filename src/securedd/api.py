@@ -33,6 +33,7 @@ from securedd.errors import MismatchError
 from securedd.evaluate.train_eval import EvalReport, TrainSettings, evaluate_set
 from securedd.models.init import seeded_network
 from securedd.rng import derive_seed
+from securedd.secure.keys import TargetKey
 
 __all__ = ["distill", "eval_settings", "evaluate", "replay_setup"]
 
@@ -66,7 +67,7 @@ def distill(
     syn = result.synthetic
     kwargs = dict(
         spec=real.spec, method=result.method, ipc=config.method.ipc, seed=config.seed, lrs=syn.lrs,
-        extras=syn.extras, config=resolved_config(config, result),
+        extras=syn.extras, config=redacted(resolved_config(config, result), result.metadata.get("redact", ())),
         info={"iterations": result.iterations, "final_loss": result.history[-1] if result.history else None},
         decoder=result.metadata.get("decoder"), evaluation=result.metadata.get("evaluation"),
     )
@@ -80,6 +81,20 @@ def distill(
     if checkpoint is not None and checkpoint.exists():
         checkpoint.unlink()
     return art
+
+
+SECRET = "(secret)"
+
+
+def redacted(values: dict[str, Any], paths: Sequence[str]) -> dict[str, Any]:
+    """``values`` with every dotted path in ``paths`` (e.g. ``method.params.key``) set to "(secret)"."""
+    for path in paths:
+        *parents, last = path.split(".")
+        node = values
+        for name in parents:
+            node = node[name]
+        node[last] = SECRET
+    return values
 
 
 def eval_settings(cfg: EvalConfig, dsa_strategy: str, hints: Mapping[str, Any] | None = None) -> TrainSettings:
@@ -97,7 +112,8 @@ def eval_settings(cfg: EvalConfig, dsa_strategy: str, hints: Mapping[str, Any] |
 
 
 def replay_setup(hints: Mapping[str, Any], spec: DatasetSpec, models: Sequence[str] | None, runs: int,
-                 seed: int) -> tuple[tuple[str, ...], int, Callable[[str, int], torch.nn.Module]]:
+                 seed: int, key: TargetKey | None = None
+                 ) -> tuple[tuple[str, ...], int, Callable[[str, int], torch.nn.Module]]:
     """Models, runs and initialisation for replaying a learned schedule (``evaluation`` hints).
 
     The set was distilled for ``hints["model"]``, which evaluation uses unless ``models``
@@ -105,6 +121,12 @@ def replay_setup(hints: Mapping[str, Any], spec: DatasetSpec, models: Sequence[s
     for (one run: replaying it is deterministic); ``random`` draws ``runs`` fresh networks
     with the distillation's scheme.
     """
+    if hints.get("init") == "key":  # SecDD: the architecture, seed and scheme come from the key
+        if key is None:
+            raise MismatchError("a SecDD set needs its key to be replayed")
+        names = tuple(models) if models else (key.model,)
+        return names, 1, lambda name, run: seeded_network(name, spec.shape, spec.num_classes, key.seed,
+                                                          key.init_scheme)
     names = tuple(models) if models else (str(hints["model"]),)
     scheme = str(hints.get("init_scheme", "default"))
     if hints.get("init") == "fixed":
@@ -130,6 +152,7 @@ def evaluate(
     test: RealData | None = None,
     device: str = "cpu",
     seed: int = 0,
+    key: TargetKey | None = None,
     progress: bool = True,
 ) -> EvalReport:
     """Train fresh models on an artifact and test them on the real test split.
@@ -140,7 +163,9 @@ def evaluate(
     learns, is the SGD learning rate; a per-step schedule is replayed). A
     multi-formation artifact (IDC) is decoded first, as its ``decoder`` metadata says, and
     trained with the CutMix and augmentation its ``evaluation`` metadata asks for. Keyword
-    arguments override the matching ``config`` fields (``cutmix=0`` turns CutMix off).
+    arguments override the matching ``config`` fields (``cutmix=0`` turns CutMix off). A
+    learned GD schedule (DD, SLDD) is replayed on the network(s) it was made for; a SecDD
+    set only with its ``key``.
 
     Raises:
         MismatchError: the artifact does not fit the test data or model.
@@ -165,8 +190,11 @@ def evaluate(
     hints = art.metadata.get("evaluation") or {}
     images, labels = decode_stored(art.images, art.labels, art.decoder)
     steps, init, eval_models, eval_runs = None, None, cfg.models, cfg.runs
-    if hints.get("protocol") == "replay":  # DD/SLDD: apply the learned GD steps, as distilled
-        steps, (eval_models, eval_runs, init) = int(hints["steps"]), replay_setup(hints, spec, models, cfg.runs, seed)
+    if hints.get("init") == "key" and key is None:
+        raise MismatchError("this set trains only the network of its SecDD key: pass the key "
+                            "(`securedd train ARTIFACT --key KEY`, or key= here)")
+    if hints.get("protocol") == "replay":  # DD/SLDD/SecDD: apply the learned GD steps, as distilled
+        steps, (eval_models, eval_runs, init) = int(hints["steps"]), replay_setup(hints, spec, models, cfg.runs, seed, key)
     report = evaluate_set(
         images, labels, test, models=eval_models, runs=eval_runs,
         settings=eval_settings(cfg, spec.dsa_strategy, hints), seed=seed, lrs=art.lrs,

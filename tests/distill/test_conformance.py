@@ -59,6 +59,7 @@ SETUP: dict[str, Callable[[Path], list[str]]] = {
     "dm": lambda scratch: ["method.batch_real=16"],
     "mtt": _mtt,
     "idc": lambda scratch: ["method.batch_real=16", "method.inner_loop=2", "method.net_data=16"],
+    "secdd": lambda scratch: [f"method.key='{scratch / 'target.key'}'", "method.mode=learn"],
     "herding": lambda scratch: _FEATURE_CORESET,
     "kcenter": lambda scratch: _FEATURE_CORESET,
 }

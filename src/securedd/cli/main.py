@@ -8,12 +8,12 @@ import shlex
 import sys
 
 from securedd import __version__
-from securedd.cli import demo_cmd, distill_cmd, evaluate_cmd, experts_cmd, list_cmd, show_cmd
+from securedd.cli import demo_cmd, distill_cmd, evaluate_cmd, experts_cmd, list_cmd, secure_cmd, show_cmd
 from securedd.cli.common import examples
 from securedd.errors import Interrupted, SecureddError
 from securedd.rng import seed_globals
 
-SUBCOMMANDS = (demo_cmd, distill_cmd, evaluate_cmd, show_cmd, list_cmd, experts_cmd)
+SUBCOMMANDS = (demo_cmd, distill_cmd, evaluate_cmd, show_cmd, list_cmd, experts_cmd, secure_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,6 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
             "securedd evaluate digits.safetensors --runs 3",
             "securedd show digits.safetensors",
             "securedd experts --dataset digits --model convnet_tiny --experts 2 --epochs 2 --out experts/digits",
+            "securedd distill --dataset mnist --method secdd --ipc 1 method.key=target.key --out secret.safetensors",
+            "securedd keygen --out sender && securedd sign secret.safetensors --private sender.pem",
+            "securedd train secret.safetensors --key target.key --public sender.pub.pem",
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

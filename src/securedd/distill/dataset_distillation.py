@@ -1,4 +1,5 @@
-"""Bilevel dataset distillation: DD (Wang et al. 2018) and SLDD (DD with learned soft labels).
+"""Bilevel dataset distillation: DD (Wang et al. 2018), SLDD (DD with learned soft labels) and
+SecDD (SLDD overfit to one secret network).
 
 The synthetic set is applied as ``steps x epochs`` plain GD steps (step ``s`` of every
 epoch takes the ``s``-th block of each class's images; images are tied across epochs,
@@ -24,22 +25,31 @@ metadata, the replay protocol: architecture, steps per epoch, and the initialisa
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from securedd.data import load_dataset
+from securedd.data.spec import DatasetSpec
 from securedd.distill.base import METHODS, DistillContext, Method
 from securedd.distill.bilevel import MEMORY_MODES, outer_cross_entropy, step_plan, unrolled_loss
 from securedd.distill.synthetic import INITS, SyntheticSet, class_labels, init_images
 from securedd.errors import ConfigError
 from securedd.models.functional import flat_params, param_layout
 from securedd.models.init import INIT_SCHEMES, reinitialise, seeded_network
+from securedd.secure.keys import load_key, new_key, save_key
 
-__all__ = ["DDMethod", "DDParams", "LABEL_INITS", "SLDDMethod", "SLDDParams", "initial_label_logits"]
+__all__ = ["DDMethod", "DDParams", "LABEL_INITS", "SLDDMethod", "SLDDParams", "SecDDMethod", "SecDDParams",
+           "initial_label_logits", "unrelated_images"]
+
+log = logging.getLogger(__name__)
 
 NETWORK_INITS = ("fixed", "random")
 LABEL_INITS = ("onehot", "uniform", "random", "mixed")
@@ -132,10 +142,16 @@ class DDMethod(Method):
                               f"nets_per_step={p.nets_per_step}, batch_real={p.batch_real}")
         self.steps = p.steps or ctx.ipc
         self.plan = step_plan(ctx.spec.num_classes, ctx.ipc, self.steps, p.epochs, device=ctx.device)
-        self.init_seed = p.init_seed if p.init_seed >= 0 else ctx.seed
-        self.model = ctx.new_model(purpose="dd/architecture")
+        self.arch, self.init_seed, self.init_scheme = self.target()
+        self.model = ctx.new_model(self.arch, purpose="dd/architecture")
         self.layout = param_layout(self.model)
         self._opt: torch.optim.Optimizer | None = None
+        self.dtype = torch.get_default_dtype()
+
+    def target(self) -> tuple[str, int, str]:
+        """(architecture, fixed-init seed, init scheme) of the networks the set is made for."""
+        p = self.params
+        return self.ctx.config.model, (p.init_seed if p.init_seed >= 0 else self.ctx.seed), p.init_scheme
 
     # --- the learnable set ---------------------------------------------------------------
 
@@ -163,11 +179,11 @@ class DDMethod(Method):
         """The initial parameter vectors of this iteration's networks."""
         ctx, p = self.ctx, self.params
         if p.init == "fixed":
-            net = seeded_network(ctx.config.model, ctx.spec.shape, ctx.spec.num_classes, self.init_seed,
-                                 p.init_scheme, ctx.device)
-            return [flat_params(net)]
+            net = seeded_network(self.arch, ctx.spec.shape, ctx.spec.num_classes, self.init_seed, self.init_scheme,
+                                 ctx.device)
+            return [flat_params(net).to(self.dtype)]
         gen = ctx.generator("dd/networks")
-        return [flat_params(reinitialise(ctx.new_model(purpose="dd/networks"), p.init_scheme, gen))
+        return [flat_params(reinitialise(ctx.new_model(self.arch, purpose="dd/networks"), self.init_scheme, gen))
                 for _ in range(p.nets_per_step)]
 
     def losses(self, syn: SyntheticSet, iteration: int) -> Iterator[torch.Tensor]:
@@ -177,6 +193,7 @@ class DDMethod(Method):
                 group["lr"] = p.lr * p.lr_decay ** (iteration // p.decay_every)
         x_real, y_real = self.ctx.sampler.balanced(max(1, p.batch_real // self.ctx.spec.num_classes))
         lrs = F.softplus(syn.extras["raw_lrs"])
+        self.dtype = syn.images.dtype
 
         def outer(theta: torch.Tensor) -> torch.Tensor:
             return outer_cross_entropy(self.model, theta, x_real, y_real, self.layout)
@@ -231,3 +248,90 @@ class SLDDMethod(DDMethod):
 
     def replay_protocol(self) -> dict[str, Any]:
         return {**super().replay_protocol(), "labels": "soft"}
+
+
+@dataclass(frozen=True)
+class SecDDParams(SLDDParams):
+    """SecDD: SLDD overfit to the one network of a key (architecture + initialisation seed).
+
+    ``key``: the key file; created with a fresh random seed for the run's ``model`` when
+    missing. ``mode``: ``learn`` (images learned), ``noise`` (images frozen as seeded
+    standard-normal noise) or ``unrelated:DATASET`` (images frozen from another dataset,
+    resized and re-normalised); in the frozen modes only the labels and rates are learned.
+    """
+
+    mode: str = "noise"
+    key: str = ""
+
+
+def unrelated_images(name: str, spec: DatasetSpec, n: int, generator: torch.Generator,
+                     root: str | Path | None = None) -> torch.Tensor:
+    """``n`` random images of dataset ``name`` as images of ``spec``: channels, size, normalisation."""
+    source = load_dataset(name, "train", root=root)
+    index = torch.randperm(len(source), generator=generator)[:n]
+    if len(index) < n:
+        raise ConfigError(f"'{name}' has {len(source)} images; {n} are needed")
+    pixels = source.spec.denormalize(source.images[index].float())
+    channels = spec.shape[0]
+    if pixels.shape[1] != channels:
+        pixels = pixels.mean(1, keepdim=True).expand(-1, channels, -1, -1) if channels in (1, 3) else None
+        if pixels is None:
+            raise ConfigError(f"cannot turn {source.spec.shape[0]}-channel images into {channels}-channel ones")
+    if tuple(pixels.shape[-2:]) != spec.shape[1:]:
+        pixels = F.interpolate(pixels, size=spec.shape[1:], mode="bilinear", align_corners=False).clamp(0, 1)
+    return spec.normalize(pixels.contiguous())
+
+
+@METHODS.register("secdd")
+class SecDDMethod(SLDDMethod):
+    """SecDD: a set that trains only its key's network; the key never enters the artifact."""
+
+    name = "secdd"
+    Params = SecDDParams
+
+    def __init__(self, params: SecDDParams, ctx: DistillContext) -> None:
+        if not (params.mode in ("learn", "noise") or params.mode.startswith("unrelated:")):
+            raise ConfigError(f"method.mode must be learn, noise or unrelated:DATASET; got '{params.mode}'")
+        if params.init != "fixed":
+            raise ConfigError("SecDD overfits one network: method.init must be 'fixed' (the key's network)")
+        if params.init_seed >= 0:
+            raise ConfigError("SecDD takes its network's seed from the key file (method.key), not method.init_seed")
+        if not params.key:
+            raise ConfigError("SecDD needs a key file: set method.key=PATH (created there, with a random seed, "
+                              "when missing); keep it secret, the receiver needs it to train")
+        super().__init__(params, ctx)
+
+    def target(self) -> tuple[str, int, str]:
+        p: SecDDParams = self.params  # type: ignore[assignment]
+        path = Path(p.key)
+        if path.exists():
+            key = load_key(path)
+        else:
+            key = new_key(self.ctx.config.model, p.init_scheme)
+            save_key(key, path)
+            log.info("wrote a new SecDD key for %s to %s", key.model, path)
+        self.key = key
+        return key.model, key.seed, key.init_scheme
+
+    def init_synthetic(self) -> SyntheticSet:
+        syn = super().init_synthetic()
+        mode, ctx = self.params.mode, self.ctx  # type: ignore[attr-defined]
+        if mode == "learn":
+            return syn
+        n, gen = ctx.spec.num_classes * ctx.ipc, ctx.generator("secdd/images")
+        if mode == "noise":
+            images = torch.randn((n, *ctx.spec.shape), generator=gen, device=gen.device)
+        else:
+            images = unrelated_images(mode.split(":", 1)[1], ctx.spec, n, gen, ctx.config.data.root)
+        return dataclasses.replace(syn, images=images.to(syn.images))
+
+    def _learnables(self, syn: SyntheticSet) -> list[torch.Tensor]:
+        learned = super()._learnables(syn)
+        return learned if self.params.mode == "learn" else learned[1:]  # type: ignore[attr-defined]
+
+    def replay_protocol(self) -> dict[str, Any]:
+        p = self.params
+        return {"protocol": "replay", "steps": self.steps, "epochs": p.epochs, "init": "key", "labels": "soft"}
+
+    def artifact_metadata(self) -> dict[str, Any]:
+        return {"evaluation": self.replay_protocol(), "redact": ["model", "method.params.key"]}

@@ -1,0 +1,100 @@
+"""``securedd keygen`` / ``sign`` / ``verify`` / ``train``: the two ends of a secure transmission."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from securedd.api import evaluate
+from securedd.artifacts import atomic_write_bytes, load_artifact
+from securedd.cli.common import add_data_flags, echo, examples
+from securedd.secure.keys import load_key
+from securedd.secure.signing import generate_signing_keys, sign_artifact, signature_path, verify_artifact
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = sub.add_parser("keygen", help="make an Ed25519 key pair for signing artifacts", formatter_class=fmt,
+                       description="Writes NAME.pem (private: keep it) and NAME.pub.pem (public: give it to "
+                                   "the receivers).",
+                       epilog=examples("securedd keygen --out sender"))
+    p.add_argument("--out", required=True, metavar="NAME", help="writes NAME.pem and NAME.pub.pem")
+    p.set_defaults(run=run_keygen)
+
+    p = sub.add_parser("sign", help="sign an artifact with a private Ed25519 key", formatter_class=fmt,
+                       description="Writes ARTIFACT.sig: an Ed25519 signature of the artifact's bytes.",
+                       epilog=examples("securedd sign set.safetensors --private sender.pem"))
+    p.add_argument("artifact")
+    p.add_argument("--private", required=True, metavar="PEM", help="the sender's private key (securedd keygen)")
+    p.set_defaults(run=run_sign)
+
+    p = sub.add_parser("verify", help="check an artifact's signature with the sender's public key",
+                       formatter_class=fmt,
+                       description="Exit 0 when ARTIFACT.sig is the sender's signature of these exact bytes; "
+                                   "exit 2, refusing the file, otherwise.",
+                       epilog=examples("securedd verify set.safetensors --public sender.pub.pem"))
+    p.add_argument("artifact")
+    p.add_argument("--public", required=True, metavar="PEM", help="the sender's public key")
+    p.add_argument("--signature", metavar="FILE", help="signature file (default: ARTIFACT.sig)")
+    p.set_defaults(run=run_verify)
+
+    p = sub.add_parser("train", help="the receiving end of SecDD: train the key's network on an artifact",
+                       formatter_class=fmt,
+                       description="Rebuilds the target network from the key, applies the artifact's learned GD "
+                                   "steps to it and reports its test accuracy. With --public, the artifact's "
+                                   "signature is checked first and a file that fails is refused.",
+                       epilog=examples(
+                           "securedd train secret.safetensors --key target.key",
+                           "securedd train secret.safetensors --key target.key --public sender.pub.pem "
+                           "--save model.pt",
+                       ))
+    p.add_argument("artifact")
+    p.add_argument("--key", required=True, metavar="FILE", help="the SecDD key file (architecture and seed)")
+    p.add_argument("--public", metavar="PEM", help="verify the artifact's signature with this public key first")
+    p.add_argument("--signature", metavar="FILE", help="signature file (default: ARTIFACT.sig)")
+    p.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    add_data_flags(p)
+    p.set_defaults(run=run_train)
+
+
+def run_keygen(args: argparse.Namespace) -> int:
+    private, public = generate_signing_keys(args.out)
+    echo(f"wrote {private} (private, keep it) and {public} (public)")
+    return 0
+
+
+def run_sign(args: argparse.Namespace) -> int:
+    load_artifact(args.artifact)  # sign only what verifies as an artifact
+    out = sign_artifact(args.artifact, args.private)
+    echo(f"wrote {out}")
+    return 0
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    signer = verify_artifact(args.artifact, args.public, args.signature)
+    art = load_artifact(args.artifact)
+    echo(f"{args.artifact}: signature ok (signer {signer}), {Path(args.artifact).stat().st_size} bytes, "
+         f"sha256 {art.sha256[:16]}...")
+    return 0
+
+
+def run_train(args: argparse.Namespace) -> int:
+    if args.public:
+        signer = verify_artifact(args.artifact, args.public, args.signature)
+        echo(f"signature ok (signer {signer})")
+    art = load_artifact(args.artifact)
+    key = load_key(args.key)
+    size = Path(args.artifact).stat().st_size
+    sig = signature_path(args.artifact) if args.signature is None else Path(args.signature)
+    sent = size + (sig.stat().st_size if sig.is_file() else 0)
+    report = evaluate(art, key=key, data_root=args.data_root, device=args.device or "cpu", progress=not args.quiet)
+    acc = report.archs[0].accuracies[0]
+    echo(f"{key.model} from the key, trained on {art.images.shape[0]} images in {art.lrs.numel() if art.lrs is not None else 0} "
+         f"steps: test accuracy {acc:.2f}%")
+    echo(f"transmitted: {sent} bytes ({size} artifact + {sent - size} signature)")
+    if args.json:
+        payload = {"artifact": str(args.artifact), "sha256": art.sha256, "bytes": size, "transmitted_bytes": sent,
+                   "model": key.model, "accuracy": acc, **report.to_dict()}
+        atomic_write_bytes(Path(args.json), json.dumps(payload, indent=2).encode())
+    return 0

@@ -1,0 +1,126 @@
+"""Ed25519 signatures over artifact files (the ``cryptography`` library).
+
+The sender signs the artifact's bytes with a private key; the receiver checks them with
+the sender's public key and refuses a file that changed by one byte, or that another key
+signed. The signature goes beside the artifact as ``<artifact>.sig`` (JSON: the signature
+and the public key's fingerprint).
+
+Example:
+    >>> import tempfile, torch
+    >>> from pathlib import Path
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> private, public = generate_signing_keys(folder / "sender")
+    >>> _ = (folder / "set.safetensors").write_bytes(b"distilled bytes")
+    >>> sig = sign_artifact(folder / "set.safetensors", private)
+    >>> verify_artifact(folder / "set.safetensors", public) == fingerprint(load_public_key(public))
+    True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from securedd.artifacts import atomic_write_bytes
+from securedd.errors import ArtifactError, ConfigError
+
+__all__ = ["fingerprint", "generate_signing_keys", "load_private_key", "load_public_key", "sign_artifact",
+           "signature_path", "verify_artifact"]
+
+SIGNATURE_FORMAT = "securedd-signature/1"
+
+
+def signature_path(artifact: str | Path) -> Path:
+    """Where the signature of ``artifact`` goes: ``<artifact>.sig``."""
+    return Path(str(artifact) + ".sig")
+
+
+def fingerprint(public: Ed25519PublicKey) -> str:
+    """SHA-256 of the raw public key, hex (16 bytes shown): which key signed."""
+    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()[:32]
+
+
+def generate_signing_keys(stem: str | Path) -> tuple[Path, Path]:
+    """A new Ed25519 key pair: ``<stem>.pem`` (private, owner-only) and ``<stem>.pub.pem``."""
+    private = Ed25519PrivateKey.generate()
+    priv_path, pub_path = Path(str(stem) + ".pem"), Path(str(stem) + ".pub.pem")
+    atomic_write_bytes(priv_path, private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                        serialization.NoEncryption()))
+    priv_path.chmod(0o600)
+    atomic_write_bytes(pub_path, private.public_key().public_bytes(serialization.Encoding.PEM,
+                                                                   serialization.PublicFormat.SubjectPublicKeyInfo))
+    return priv_path, pub_path
+
+
+def load_private_key(path: str | Path) -> Ed25519PrivateKey:
+    """An Ed25519 private key from a PEM file."""
+    try:
+        key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
+    except (OSError, ValueError, TypeError) as exc:
+        raise ConfigError(f"cannot read a private signing key from {path} ({exc}); make one with "
+                          "`securedd keygen --out NAME`") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ConfigError(f"{path} holds a {type(key).__name__}, not an Ed25519 private key")
+    return key
+
+
+def load_public_key(path: str | Path) -> Ed25519PublicKey:
+    """An Ed25519 public key from a PEM file."""
+    try:
+        key = serialization.load_pem_public_key(Path(path).read_bytes())
+    except (OSError, ValueError, TypeError) as exc:
+        raise ConfigError(f"cannot read a public key from {path} ({exc}); it is the NAME.pub.pem that "
+                          "`securedd keygen --out NAME` wrote") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise ConfigError(f"{path} holds a {type(key).__name__}, not an Ed25519 public key")
+    return key
+
+
+def sign_artifact(artifact: str | Path, private_key: str | Path) -> Path:
+    """Sign the bytes of ``artifact``; write and return ``<artifact>.sig``."""
+    key = load_private_key(private_key)
+    try:
+        data = Path(artifact).read_bytes()
+    except OSError as exc:
+        raise ArtifactError(f"cannot read {artifact} to sign it ({exc})") from None
+    sig = {"format": SIGNATURE_FORMAT, "algorithm": "Ed25519", "signer": fingerprint(key.public_key()),
+           "bytes": len(data), "signature": key.sign(data).hex()}
+    out = signature_path(artifact)
+    atomic_write_bytes(out, (json.dumps(sig, indent=1) + "\n").encode())
+    return out
+
+
+def verify_artifact(artifact: str | Path, public_key: str | Path, signature: str | Path | None = None) -> str:
+    """Check ``artifact`` against its signature and the sender's public key; return the signer.
+
+    Raises:
+        ArtifactError: no signature, a signature by another key, or bytes that changed.
+    """
+    key = load_public_key(public_key)
+    sig_path = Path(signature) if signature is not None else signature_path(artifact)
+    if not sig_path.is_file():
+        raise ArtifactError(f"no signature at {sig_path}: the sender signs with `securedd sign {artifact} "
+                            "--private NAME.pem`")
+    try:
+        sig = json.loads(sig_path.read_text())
+        raw = bytes.fromhex(sig["signature"])
+        if sig.get("format") != SIGNATURE_FORMAT:
+            raise ValueError(f"format {sig.get('format')!r}")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ArtifactError(f"{sig_path} is not a securedd signature ({exc})") from None
+    if sig.get("signer") != fingerprint(key):
+        raise ArtifactError(f"{artifact} was signed by key {sig.get('signer')}, not by the given public key "
+                            f"({fingerprint(key)}): refusing it")
+    data = Path(artifact).read_bytes()
+    try:
+        key.verify(raw, data)
+    except InvalidSignature:
+        raise ArtifactError(f"the signature does not match {artifact}: the file changed after it was signed "
+                            f"({len(data)} bytes now, {sig.get('bytes')} signed); refusing it") from None
+    return fingerprint(key)

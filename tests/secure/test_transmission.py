@@ -1,0 +1,84 @@
+"""The SecDD round trip on digits: sender distils and signs, receiver verifies and trains."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from safetensors import safe_open
+
+from securedd.api import distill, evaluate
+from securedd.cli.main import main
+from securedd.config import RunConfig, apply_overrides
+from securedd.errors import MismatchError
+from securedd.secure.keys import TargetKey, load_key
+
+
+def _secdd(tmp_path: Path, *extra: str) -> RunConfig:
+    return apply_overrides(RunConfig(), [
+        "method.name=secdd", "data.name=digits", "model=convnet_tiny", "method.ipc=1", "method.iterations=40",
+        "method.batch_real=200", f"method.key='{tmp_path / 'target.key'}'", "seed=5", *extra])
+
+
+def test_the_artifact_holds_no_trace_of_the_key(tmp_path: Path, digits_train):
+    out = tmp_path / "secret.safetensors"
+    art = distill(_secdd(tmp_path), out=out, real=digits_train, progress=False)
+    key = load_key(tmp_path / "target.key")
+    data = out.read_bytes()
+    seed = key.seed
+    for trace in (str(seed).encode(), seed.to_bytes(8, "little"), seed.to_bytes(8, "big"), f"{seed:x}".encode(),
+                  key.model.encode(), b"target.key", str(tmp_path).encode()):
+        assert trace not in data
+    with safe_open(str(out), "pt") as f:
+        meta = json.loads(f.metadata()["securedd"])
+    assert meta["config"]["model"] == "(secret)" and meta["config"]["method"]["params"]["key"] == "(secret)"
+    assert meta["evaluation"] == {"protocol": "replay", "steps": 1, "epochs": 3, "init": "key", "labels": "soft"}
+    assert art.labels.shape == (10, 10)
+    with pytest.raises(MismatchError, match="SecDD key"):
+        evaluate(art, progress=False)
+
+
+def test_noise_mode_keeps_the_images_and_learns_labels(tmp_path: Path, digits_train):
+    start = distill(_secdd(tmp_path, "method.iterations=0"), real=digits_train, progress=False)
+    art = distill(_secdd(tmp_path), real=digits_train, progress=False)
+    assert (art.images == start.images).all() and not (art.labels == start.labels).all()
+    assert abs(float(art.images.mean())) < 0.3 and 0.7 < float(art.images.std()) < 1.3  # standard normal noise
+
+
+def test_unrelated_mode_freezes_another_datasets_images(tmp_path: Path, digits_train):
+    art = distill(_secdd(tmp_path, "method.mode='unrelated:digits'", "method.iterations=2"), real=digits_train,
+                  progress=False)
+    pixels = art.spec.denormalize(art.images)
+    assert pixels.shape == (10, 1, 8, 8) and pixels.std() > 0.1
+
+
+def test_the_key_trains_its_network_better_than_other_keys(tmp_path: Path, digits_train, digits_test):
+    fast = ("method.lr=0.05", "method.lr_init=0.3")  # larger steps than the paper's, to learn in 60 iterations
+    art = distill(_secdd(tmp_path, "method.mode=learn", "method.iterations=60", *fast), real=digits_train,
+                  progress=False)
+    key = load_key(tmp_path / "target.key")
+    right = evaluate(art, key=key, test=digits_test, progress=False).archs[0].mean
+    wrong = [evaluate(art, key=TargetKey(key.model, key.seed + k, key.init_scheme), test=digits_test,
+                      progress=False).archs[0].mean for k in (1, 2, 3)]
+    assert right > 60 and right > max(wrong) + 25
+
+
+def test_cli_round_trip_refuses_a_tampered_file(tmp_path: Path, digits_train, capsys):
+    out = tmp_path / "secret.safetensors"
+    distill(_secdd(tmp_path, "method.iterations=2"), out=out, real=digits_train, progress=False)
+    sender = tmp_path / "sender"
+    assert main(["keygen", "--out", str(sender)]) == 0
+    assert main(["sign", str(out), "--private", f"{sender}.pem"]) == 0
+    assert main(["verify", str(out), "--public", f"{sender}.pub.pem"]) == 0
+    assert main(["train", str(out), "--key", str(tmp_path / "target.key"), "--public", f"{sender}.pub.pem",
+                 "-q"]) == 0
+    printed = capsys.readouterr().out
+    assert "signature ok" in printed and "test accuracy" in printed and "transmitted:" in printed
+    data = bytearray(out.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    out.write_bytes(bytes(data))
+    assert main(["verify", str(out), "--public", f"{sender}.pub.pem"]) == 2
+    assert main(["train", str(out), "--key", str(tmp_path / "target.key"), "--public", f"{sender}.pub.pem"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("changed after it was signed") == 2
