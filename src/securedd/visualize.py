@@ -13,7 +13,7 @@ import torch  # noqa: E402
 from securedd.artifacts import Artifact  # noqa: E402
 from securedd.data.zca import ZCAWhitening  # noqa: E402
 
-__all__ = ["display_pixels", "save_grid"]
+__all__ = ["display_pixels", "save_grid", "save_neighbour_grid"]
 
 
 def display_pixels(artifact: Artifact) -> torch.Tensor:
@@ -50,6 +50,35 @@ def save_grid(artifact: Artifact, path: str | Path, *, per_class: int = 10, max_
                           vmin=0, vmax=1, interpolation="nearest")
         axes[r][0].set_ylabel(spec.class_names[c], rotation=0, ha="right", va="center", fontsize=9)
     fig.suptitle(f"{artifact.method} · {spec.name.split('/')[-1]} · {len(labels)} images", fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def save_neighbour_grid(artifact: Artifact, real_pixels: torch.Tensor, distances: list[float], ssim: list[float],
+                        path: str | Path, max_images: int = 20) -> Path:
+    """PNG: each transmitted image (top) above its nearest real training image (bottom).
+
+    ``real_pixels`` (N, C, H, W) in [0, 1], one neighbour per artifact image, with the
+    pixel distance and SSIM of each pair written under it.
+    """
+    pixels = display_pixels(artifact)[:max_images]
+    n, grey = len(pixels), artifact.spec.channels == 1
+    fig, axes = plt.subplots(2, n, figsize=(1.1 * n + 0.6, 2.9), squeeze=False)
+    for j in range(n):
+        for r, img in enumerate((pixels[j], real_pixels[j])):
+            ax = axes[r][j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            arr = img.permute(1, 2, 0).numpy()
+            ax.imshow(arr.squeeze(-1) if grey else arr, cmap="gray" if grey else None, vmin=0, vmax=1,
+                      interpolation="nearest")
+        axes[1][j].set_xlabel(f"d {distances[j]:.1f}\nssim {ssim[j]:.2f}", fontsize=7)
+    axes[0][0].set_ylabel("sent", fontsize=9)
+    axes[1][0].set_ylabel("nearest\nreal", fontsize=9)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

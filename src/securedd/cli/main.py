@@ -8,12 +8,21 @@ import shlex
 import sys
 
 from securedd import __version__
-from securedd.cli import demo_cmd, distill_cmd, evaluate_cmd, experts_cmd, list_cmd, secure_cmd, show_cmd
+from securedd.cli import (
+    attack_cmd,
+    demo_cmd,
+    distill_cmd,
+    evaluate_cmd,
+    experts_cmd,
+    list_cmd,
+    secure_cmd,
+    show_cmd,
+)
 from securedd.cli.common import examples
 from securedd.errors import Interrupted, SecureddError
 from securedd.rng import seed_globals
 
-SUBCOMMANDS = (demo_cmd, distill_cmd, evaluate_cmd, show_cmd, list_cmd, experts_cmd, secure_cmd)
+SUBCOMMANDS = (demo_cmd, distill_cmd, evaluate_cmd, show_cmd, list_cmd, experts_cmd, secure_cmd, attack_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
             "securedd distill --dataset mnist --method secdd --ipc 1 method.key=target.key --out secret.safetensors",
             "securedd keygen --out sender && securedd sign secret.safetensors --private sender.pem",
             "securedd train secret.safetensors --key target.key --public sender.pub.pem",
+            "securedd attack key-search secret.safetensors --budget 60",
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

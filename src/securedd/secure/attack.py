@@ -1,0 +1,173 @@
+"""What an eavesdropper gets from an intercepted SecDD artifact without its key.
+
+The adversary holds the artifact (images, soft labels, learned step rates, replay
+protocol) but not the key (architecture, initialisation seed). :func:`key_search` tries
+candidate keys, replays the artifact's steps on each candidate network and must pick one
+using only what it has: the candidate's loss on the distilled set itself after the
+replay (the set was made to fit its key's network, so the adversary bets on the candidate
+it fits best). The report gives the test accuracy of the pick, the best any candidate
+reached (which the adversary cannot know) and, when the key is supplied for the
+comparison, the key holder's accuracy.
+
+:func:`resemblance` measures how much the transmitted images look like real data: for
+each, the nearest training image (Euclidean distance in pixel space) and the SSIM between
+the two (``scikit-image``).
+
+Example:
+    >>> candidates = candidate_keys(["lenet", "mlp"], seeds_per_model=2, budget=3, seed=0)
+    >>> len(candidates), sorted({c.model for c in candidates}) == ["lenet", "mlp"]
+    (3, True)
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from skimage.metrics import structural_similarity
+
+from securedd.artifacts import Artifact
+from securedd.data.spec import RealData
+from securedd.data.steps import step_plan
+from securedd.errors import MismatchError
+from securedd.evaluate.train_eval import _loss, replay_steps, score_model
+from securedd.models.init import INIT_SCHEMES
+from securedd.models.registry import MODELS
+from securedd.secure.keys import TargetKey
+
+__all__ = ["AttackReport", "Candidate", "candidate_keys", "key_search", "replay_key", "resemblance"]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One tried key: its self-fit score (lower: the set fits it better) and test accuracy."""
+
+    model: str
+    seed: int
+    init_scheme: str
+    self_loss: float
+    accuracy: float
+
+
+@dataclass
+class AttackReport:
+    """The candidates tried, the adversary's pick and, if known, the key holder's accuracy."""
+
+    candidates: list[Candidate] = field(default_factory=list)
+    key_accuracy: float | None = None
+
+    @property
+    def pick(self) -> Candidate:
+        """The candidate the adversary chooses: the lowest loss on the distilled set."""
+        return min(self.candidates, key=lambda c: c.self_loss)
+
+    @property
+    def best(self) -> Candidate:
+        """The candidate with the highest test accuracy (unknowable to the adversary)."""
+        return max(self.candidates, key=lambda c: c.accuracy)
+
+    def by_model(self) -> dict[str, dict[str, float]]:
+        """Per architecture: candidates tried, mean and max test accuracy."""
+        out: dict[str, dict[str, float]] = {}
+        for name in sorted({c.model for c in self.candidates}):
+            accs = [c.accuracy for c in self.candidates if c.model == name]
+            out[name] = {"tried": len(accs), "mean": float(np.mean(accs)), "max": float(np.max(accs))}
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key_accuracy": self.key_accuracy, "pick": asdict(self.pick), "best": asdict(self.best),
+                "by_model": self.by_model(), "candidates": [asdict(c) for c in self.candidates]}
+
+
+def fitting_models(art: Artifact) -> list[str]:
+    """Registered architectures that accept the artifact's image shape."""
+    from securedd.models import create_model
+
+    names = []
+    for name in MODELS.names():
+        try:
+            create_model(name, art.spec.shape, art.spec.num_classes)
+        except Exception:  # noqa: BLE001 - an architecture that cannot take this shape is not a candidate
+            continue
+        names.append(name)
+    return names
+
+
+def candidate_keys(models: list[str], seeds_per_model: int, budget: int, seed: int = 0,
+                   schemes: tuple[str, ...] = ("xavier",)) -> list[TargetKey]:
+    """``budget`` distinct random keys over ``models`` x ``schemes`` x 63-bit seeds.
+
+    Each (model, scheme) pair gets at most ``seeds_per_model`` seeds; pairs are visited
+    round-robin so a small budget still covers every architecture.
+    """
+    rng = random.Random(seed)
+    for scheme in schemes:
+        if scheme not in INIT_SCHEMES:
+            raise MismatchError(f"unknown init scheme '{scheme}'; valid: {', '.join(INIT_SCHEMES)}")
+    pairs = [(m, s) for m in models for s in schemes]
+    keys: list[TargetKey] = []
+    for _ in range(seeds_per_model):
+        for model, scheme in pairs:
+            if len(keys) == budget:
+                return keys
+            keys.append(TargetKey(model, rng.getrandbits(63), scheme))
+    return keys
+
+
+def replay_key(art: Artifact, key: TargetKey, test: RealData) -> Candidate:
+    """Replay the artifact on ``key``'s network; its loss on the distilled set and test accuracy."""
+    hints = art.metadata.get("evaluation") or {}
+    if hints.get("protocol") != "replay" or art.lrs is None:
+        raise MismatchError(f"{art.path or 'the artifact'} holds no learned GD schedule to replay (method "
+                            f"'{art.method}'); the key search applies to DD, SLDD and SecDD sets")
+    spec = art.spec
+    steps = int(hints["steps"])
+    net = key.network(spec.shape, spec.num_classes)
+    replay_steps(net, art.images, art.labels, art.lrs, steps, spec.num_classes)
+    with torch.no_grad():
+        plan = step_plan(spec.num_classes, art.images.shape[0] // spec.num_classes, steps)
+        index = torch.cat(plan)
+        self_loss = float(_loss(net(art.images[index]), art.labels[index]))
+    accuracy = score_model(net, test).accuracy
+    return Candidate(key.model, key.seed, key.init_scheme, self_loss if np.isfinite(self_loss) else float("inf"),
+                     accuracy)
+
+
+def key_search(art: Artifact, test: RealData, keys: list[TargetKey], *, true_key: TargetKey | None = None,
+               progress: bool = False) -> AttackReport:
+    """Try every key in ``keys`` (see :func:`candidate_keys`); ``true_key`` only for the comparison."""
+    from tqdm.auto import tqdm
+
+    report = AttackReport()
+    for key in tqdm(keys, desc="key search", disable=not progress):
+        report.candidates.append(replay_key(art, key, test))
+    if true_key is not None:
+        report.key_accuracy = replay_key(art, true_key, test).accuracy
+    return report
+
+
+def resemblance(art: Artifact, train: RealData, batch: int = 4096) -> dict[str, Any]:
+    """For each transmitted image: the nearest training image, its pixel distance and their SSIM."""
+    spec = art.spec
+    if train.spec.shape != spec.shape:
+        raise MismatchError(f"training images are {train.spec.shape}, the artifact's {spec.shape}")
+    syn = spec.denormalize(art.images.float()).flatten(1)
+    nearest = torch.zeros(len(syn), dtype=torch.long)
+    best = torch.full((len(syn),), float("inf"))
+    for start in range(0, len(train), batch):
+        real = train.spec.denormalize(train.images[start : start + batch].float()).flatten(1)
+        d = torch.cdist(syn, real)
+        dist, idx = d.min(1)
+        better = dist < best
+        best[better], nearest[better] = dist[better], idx[better] + start
+    ssim = []
+    real_pixels = train.spec.denormalize(train.images[nearest].float())
+    syn_pixels = spec.denormalize(art.images.float())
+    for a, b in zip(syn_pixels, real_pixels, strict=True):
+        a_np, b_np = a.permute(1, 2, 0).numpy(), b.permute(1, 2, 0).numpy()  # models need >= 8x8: 7x7 windows fit
+        ssim.append(float(structural_similarity(a_np, b_np, data_range=1.0, channel_axis=2, win_size=7)))
+    return {"nearest_index": nearest.tolist(), "distance": best.tolist(), "ssim": ssim,
+            "mean_distance": float(best.mean()), "mean_ssim": float(np.mean(ssim))}
