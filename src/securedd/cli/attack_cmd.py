@@ -9,12 +9,9 @@ from pathlib import Path
 from securedd.artifacts import atomic_write_bytes, load_artifact
 from securedd.cli.common import add_data_flags, echo, examples
 from securedd.data import load_dataset
-from securedd.secure.attack import candidate_keys, fitting_models, key_search, resemblance
+from securedd.secure.attack import DEFAULT_BUDGET, DEFAULT_SEEDS, candidate_keys, fitting_models, key_search, resemblance
 from securedd.secure.keys import load_key
 from securedd.visualize import save_neighbour_grid
-
-DEFAULT_BUDGET = 60
-DEFAULT_SEEDS = 20
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

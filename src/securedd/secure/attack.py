@@ -38,7 +38,11 @@ from securedd.models.init import INIT_SCHEMES
 from securedd.models.registry import MODELS
 from securedd.secure.keys import TargetKey
 
-__all__ = ["AttackReport", "Candidate", "candidate_keys", "key_search", "replay_key", "resemblance"]
+__all__ = ["DEFAULT_BUDGET", "DEFAULT_SEEDS", "AttackReport", "Candidate", "candidate_keys", "fitting_models",
+           "key_search", "replay_key", "resemblance"]
+
+DEFAULT_BUDGET = 60  # keys the default key search tries
+DEFAULT_SEEDS = 20  # at most this many seeds per (architecture, scheme)
 
 
 @dataclass(frozen=True)
