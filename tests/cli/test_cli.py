@@ -1,5 +1,6 @@
 """Command-line smoke tests: every subcommand, its --help examples, and its errors."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -57,8 +58,11 @@ def test_demo_writes_artifacts_grids_and_report(tmp_path: Path, capsys):
                        "--quiet")
     assert code == 0 and "| method | images | accuracy (%) | whole dataset (%) |" in out
     assert "| herding | 10 |" in out and "| random | 10 |" in out
-    assert {"demo.md", "demo.json", "digits_herding_ipc1.png", "digits_random_ipc1.safetensors"} <= {
-        p.name for p in tmp_path.iterdir()}
+    assert {"demo.md", "demo.json", "digits_herding_ipc1.png", "digits_random_ipc1.safetensors", "secret.safetensors",
+            "secret.safetensors.sig", "target.key"} <= {p.name for p in tmp_path.iterdir()}
+    assert "SecDD round trip" in out and "the key's seed (receiver)" in out
+    rows = {r["network"]: r["accuracy"] for r in json.loads((tmp_path / "demo.json").read_text())["secdd"]}
+    assert rows["convnet_tiny, the key's seed (receiver)"] > rows["convnet_tiny, 3 other seeds (mean)"] + 20
 
 
 @pytest.mark.parametrize(

@@ -35,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
                       progress=not args.quiet)
     echo("")
     echo(result.to_markdown())
+    echo(result.secure_markdown())
     echo(f"\nfinished in {result.seconds:.0f} s; wrote:")
     for path in result.files:
         echo(f"  {path}")
