@@ -11,7 +11,8 @@ soft labels and step rates) at ``--iterations`` with a fresh key, signs the arti
   accuracy of the candidate the adversary picks;
 - resemblance of the sent images to their nearest real training images (pixel distance,
   SSIM) and a PNG of the pairs (``docs/images/secdd_neighbours.png``);
-- bytes sent (artifact + signature) against MNIST's training images.
+- bytes sent (artifact + signature) against MNIST's training images, and the key holder's
+  accuracy with a float16 payload (``securedd distill --half``).
 
 REFERENCE: about 95% for the key's network with 10 noise images. Results go to
 ``benchmarks/results/secdd.json`` (one entry per iterations/overrides/mode).
@@ -73,6 +74,10 @@ def run(iterations: int, extra: list[str], seeds: int, arch_seeds: int, data_roo
         verify_artifact(out, public)
         sent = out.stat().st_size + sig.stat().st_size
     holder = replay_key(art, key, test).accuracy
+    import dataclasses
+
+    half = dataclasses.replace(art, images=art.images.half().float(), labels=art.labels.half().float())
+    holder_half = replay_key(half, key, test).accuracy  # what a float16 payload (distill --half) would give
     rng = torch.Generator().manual_seed(1)
     other_seeds = [replay_key(art, TargetKey(key.model, int(torch.randint(0, 2**62, (1,), generator=rng)),
                                              key.init_scheme), test).accuracy for _ in range(seeds)]
@@ -89,13 +94,14 @@ def run(iterations: int, extra: list[str], seeds: int, arch_seeds: int, data_roo
     return {
         "iterations": iterations, "overrides": extra, "seconds": round(seconds, 1), "threads": torch.get_num_threads(),
         "model": key.model, "final_loss": art.metadata["info"]["final_loss"],
-        "key_holder": round(holder, 2),
+        "key_holder": round(holder, 2), "key_holder_float16_payload": round(holder_half, 2),
         "other_seeds": {"n": seeds, "mean": round(sum(other_seeds) / seeds, 2), "max": round(max(other_seeds), 2)},
         "other_architectures": {k: round(v, 2) for k, v in per_arch.items()}, "arch_seeds": arch_seeds,
         "key_search": {"budget": DEFAULT_BUDGET, "pick": search.pick.accuracy, "pick_model": search.pick.model,
                        "best": search.best.accuracy},
         "resemblance": {"mean_distance": round(look["mean_distance"], 3), "mean_ssim": round(look["mean_ssim"], 4)},
-        "bytes_sent": sent, "mnist_train_bytes": 60000 * 28 * 28,
+        "bytes_sent": sent, "tensor_bytes_float32": art.images.numel() * 4 + art.labels.numel() * 4,
+        "mnist_train_bytes": 60000 * 28 * 28,
     }
 
 

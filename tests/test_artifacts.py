@@ -129,3 +129,20 @@ def test_crash_during_save_keeps_the_old_file_whole(tmp_path: Path, monkeypatch:
         _save(path, images=torch.zeros(20, 1, 8, 8))
     assert path.read_bytes() == before and load_artifact(path).sha256 == old
     assert [p.name for p in tmp_path.iterdir()] == ["a.safetensors"]  # no temp file left behind
+
+
+def test_float16_payload_halves_the_images_and_loads_as_float32(tmp_path: Path):
+    spec = dataset_spec("digits")
+    images = torch.randn(10, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    soft = torch.softmax(torch.randn(10, 10), 1)
+    full = save_artifact(tmp_path / "a.safetensors", images, soft, spec=spec, method="sldd", ipc=1, seed=0)
+    half = save_artifact(tmp_path / "b.safetensors", images, soft, spec=spec, method="sldd", ipc=1, seed=0,
+                         payload="float16")
+    loaded = load_artifact(tmp_path / "b.safetensors")
+    assert loaded.metadata["payload"] == "float16" and full.metadata["payload"] == "float32"
+    assert loaded.images.dtype == torch.float32 and loaded.labels.dtype == torch.float32
+    assert torch.equal(loaded.images, images.half().float()) and torch.equal(half.images, loaded.images)
+    tensor_bytes = (images.numel() + soft.numel()) * 2
+    assert (tmp_path / "a.safetensors").stat().st_size - (tmp_path / "b.safetensors").stat().st_size >= tensor_bytes - 8
+    with pytest.raises(ArtifactError, match="payload must be one of"):
+        save_artifact(tmp_path / "c.safetensors", images, soft, spec=spec, method="x", ipc=1, seed=0, payload="int8")

@@ -45,6 +45,7 @@ def distill(
     real: RealData | None = None,
     progress: bool = True,
     resume: bool = False,
+    payload: str = "float32",
 ) -> Artifact:
     """Distil ``config.data`` with ``config.method`` and write the artifact to ``out``.
 
@@ -54,6 +55,7 @@ def distill(
         real: the training data, if already loaded (otherwise read from ``config.data``).
         progress: show progress bars.
         resume: continue from the checkpoint beside ``out``.
+        payload: ``float16`` stores the images (and soft labels) at half the size.
 
     Raises:
         Interrupted: Ctrl-C stopped the run (with ``out`` set); the checkpoint beside
@@ -69,7 +71,7 @@ def distill(
         spec=real.spec, method=result.method, ipc=config.method.ipc, seed=config.seed, lrs=syn.lrs,
         extras=syn.extras, config=redacted(resolved_config(config, result), result.metadata.get("redact", ())),
         info={"iterations": result.iterations, "final_loss": result.history[-1] if result.history else None},
-        decoder=result.metadata.get("decoder"), evaluation=result.metadata.get("evaluation"),
+        decoder=result.metadata.get("decoder"), evaluation=result.metadata.get("evaluation"), payload=payload,
     )
     if out is None:
         import tempfile

@@ -36,10 +36,11 @@ from safetensors.torch import save as st_save
 from securedd.data.spec import DatasetSpec
 from securedd.errors import ArtifactError
 
-__all__ = ["SCHEMA_VERSION", "Artifact", "atomic_write_bytes", "load_artifact", "save_artifact"]
+__all__ = ["PAYLOADS", "SCHEMA_VERSION", "Artifact", "atomic_write_bytes", "load_artifact", "save_artifact"]
 
 SCHEMA_VERSION = 1
 METADATA_KEY = "securedd"
+PAYLOADS = {"float32": torch.float32, "float16": torch.float16}
 _REQUIRED = ("schema", "method", "dataset", "ipc", "seed", "sha256", "label_kind", "versions")
 
 
@@ -165,6 +166,7 @@ def save_artifact(
     info: dict[str, Any] | None = None,
     decoder: dict[str, Any] | None = None,
     evaluation: dict[str, Any] | None = None,
+    payload: str = "float32",
 ) -> Artifact:
     """Write a distilled set atomically and return it as loaded.
 
@@ -183,11 +185,17 @@ def save_artifact(
             (``kind``, ``factor``, ``images_per_stored``, ``decoded_ipc``...); ``ipc`` stays
             the stored images per class.
         evaluation: training settings the method asks evaluation to use (e.g. CutMix).
+        payload: ``float32``, or ``float16`` to store the images (and soft labels) at half
+            the size; they load back as float32, rounded to float16's precision.
     """
     _check_tensors(images, labels, spec, Path(path))
+    if payload not in PAYLOADS:
+        raise ArtifactError(f"payload must be one of {', '.join(PAYLOADS)}; got '{payload}'")
+    dtype = PAYLOADS[payload]
+    labels = labels.detach().cpu()
     tensors: dict[str, torch.Tensor] = {
-        "images": images.detach().cpu().float().contiguous(),
-        "labels": labels.detach().cpu().contiguous(),
+        "images": images.detach().cpu().to(dtype).contiguous(),
+        "labels": (labels.to(dtype) if labels.is_floating_point() else labels).contiguous(),
     }
     if lrs is not None:
         tensors["lrs"] = lrs.detach().cpu().float().reshape(-1).contiguous()
@@ -204,6 +212,7 @@ def save_artifact(
         "num_images": int(images.shape[0]),
         "label_kind": "soft" if labels.is_floating_point() else "hard",
         "image_space": "normalised: (pixel in [0,1] - dataset.mean) / dataset.std",
+        "payload": payload,
         "config": config or {},
         "privacy": privacy,
         "info": info or {},
@@ -235,7 +244,9 @@ def _check_tensors(images: torch.Tensor, labels: torch.Tensor, spec: DatasetSpec
 
 def _from_tensors(tensors: dict[str, torch.Tensor], metadata: dict[str, Any], path: Path | None) -> Artifact:
     extras = {k: v for k, v in tensors.items() if k not in ("images", "labels", "lrs")}
-    return Artifact(tensors["images"], tensors["labels"], metadata, tensors.get("lrs"), extras, path)
+    labels = tensors["labels"]
+    labels = labels.float() if labels.is_floating_point() else labels  # a float16 payload is used as float32
+    return Artifact(tensors["images"].float(), labels, metadata, tensors.get("lrs"), extras, path)
 
 
 def _read_header(data: bytes, path: Path) -> dict[str, Any]:

@@ -33,6 +33,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_run_flags(p)
     p.add_argument("--out", "-o", metavar="FILE", help="artifact to write (default: out/<data>_<method>_ipc<N>_seed<S>.safetensors)")
     p.add_argument("--grid", action="store_true", help="also write a PNG grid next to the artifact")
+    p.add_argument("--half", action="store_true",
+                   help="store the images (and soft labels) as float16: half the bytes to send")
     p.add_argument("--resume", action="store_true",
                    help="continue from the checkpoint next to --out (written every method.checkpoint_every "
                         "iterations and on Ctrl-C); the artifact is the same as an uninterrupted run's")
@@ -44,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
     print_config(cfg, args.quiet, preset)
     out = Path(args.out) if args.out else default_out(cfg)
     start = time.perf_counter()
-    art = distill(cfg, out=out, progress=not args.quiet, resume=args.resume)
+    art = distill(cfg, out=out, progress=not args.quiet, resume=args.resume,
+                  payload="float16" if args.half else "float32")
     echo(f"wrote {out} ({art.images.shape[0]} images, sha256 {art.sha256[:16]}...) in {time.perf_counter() - start:.1f} s")
     if args.grid:
         echo(f"wrote {save_grid(art, out.with_suffix('.png'))}")
