@@ -32,6 +32,7 @@ from securedd.distill.multi_formation import decode_stored
 from securedd.errors import MismatchError
 from securedd.evaluate.train_eval import EvalReport, TrainSettings, evaluate_set
 from securedd.models.init import seeded_network
+from securedd.models.pool import load_pool
 from securedd.rng import derive_seed
 from securedd.secure.keys import TargetKey
 
@@ -131,6 +132,11 @@ def replay_setup(hints: Mapping[str, Any], spec: DatasetSpec, models: Sequence[s
                                                           key.init_scheme)
     names = tuple(models) if models else (str(hints["model"]),)
     scheme = str(hints.get("init_scheme", "default"))
+    if hints.get("init") == "pool":  # the pool's held-out networks, one run each
+        pool, held_out = load_pool(hints["pool"]), [int(i) for i in hints["held_out"]]
+        if not held_out:
+            raise MismatchError("the set was distilled on its whole pool: no held-out network to evaluate on")
+        return names, len(held_out), lambda name, run: pool.network(held_out[run])
     if hints.get("init") == "fixed":
         key = int(hints["init_seed"])
         return names, 1, lambda name, run: seeded_network(name, spec.shape, spec.num_classes, key, scheme)

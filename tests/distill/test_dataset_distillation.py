@@ -82,7 +82,7 @@ def test_label_initialisations():
 
 @pytest.mark.parametrize(("override", "message"), [
     ("method.steps=3", "multiple of the number of GD steps"),
-    ("method.init=pool", "method.init must be one of"),
+    ("method.init=pretrained", "method.init must be one of"),
     ("method.memory=huge", "method.memory must be one of"),
     ("method.init_scheme=orthogonal", "method.init_scheme must be one of"),
     ("method.lr_init=0", "lr_init must be > 0"),
@@ -90,3 +90,20 @@ def test_label_initialisations():
 def test_bad_settings_are_refused_with_the_fix(override, message, digits_train):
     with pytest.raises(ConfigError, match=message):
         run_method(_cfg("dd", override), digits_train, progress=False)
+
+
+def test_pool_init_learns_for_trained_networks_and_evaluates_on_held_out_ones(tmp_path, digits_train, digits_test):
+    from securedd.models.pool import train_pool
+
+    pool = train_pool("lenet", digits_train, tmp_path / "pool", count=3, epochs=1, progress=False)
+    art = distill(_cfg("dd", "method.init=pool", f"method.pool='{pool}'", "method.nets_per_step=2",
+                       "method.iterations=3", "method.relabel=3:8"), real=digits_train, progress=False)
+    hints = art.metadata["evaluation"]
+    assert hints["init"] == "pool" and hints["held_out"] == [2] and hints["relabel"] == [3, 8]
+    report = evaluate(art, test=digits_test, progress=False)
+    assert len(report.archs[0].accuracies) == 1  # the one held-out network
+    with pytest.raises(ConfigError, match="holds lenet networks"):
+        run_method(_cfg("dd", "model=mlp", "method.init=pool", f"method.pool='{pool}'"), digits_train,
+                   progress=False)
+    with pytest.raises(ConfigError, match="relabel"):
+        run_method(_cfg("dd", "method.relabel=3:3"), digits_train, progress=False)

@@ -15,6 +15,7 @@ from securedd.cli import (
     evaluate_cmd,
     experts_cmd,
     list_cmd,
+    pool_cmd,
     secure_cmd,
     show_cmd,
 )
@@ -22,7 +23,7 @@ from securedd.cli.common import examples
 from securedd.errors import Interrupted, SecureddError
 from securedd.rng import seed_globals
 
-SUBCOMMANDS = (demo_cmd, distill_cmd, evaluate_cmd, show_cmd, list_cmd, experts_cmd, secure_cmd, attack_cmd)
+SUBCOMMANDS = (demo_cmd, distill_cmd, evaluate_cmd, show_cmd, list_cmd, experts_cmd, secure_cmd, attack_cmd, pool_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from securedd.data import load_dataset
+from securedd.data.convert import convert_images
 from securedd.data.spec import DatasetSpec
 from securedd.distill.base import METHODS, DistillContext, Method
 from securedd.distill.bilevel import MEMORY_MODES, outer_cross_entropy, step_plan, unrolled_loss
@@ -44,6 +45,7 @@ from securedd.distill.synthetic import INITS, SyntheticSet, class_labels, init_i
 from securedd.errors import ConfigError
 from securedd.models.functional import flat_params, param_layout
 from securedd.models.init import INIT_SCHEMES, reinitialise, seeded_network
+from securedd.models.pool import NetworkPool, load_pool
 from securedd.secure.keys import load_key, new_key, save_key
 
 __all__ = ["DDMethod", "DDParams", "LABEL_INITS", "SLDDMethod", "SLDDParams", "SecDDMethod", "SecDDParams",
@@ -51,7 +53,7 @@ __all__ = ["DDMethod", "DDParams", "LABEL_INITS", "SLDDMethod", "SLDDParams", "S
 
 log = logging.getLogger(__name__)
 
-NETWORK_INITS = ("fixed", "random")
+NETWORK_INITS = ("fixed", "random", "pool")
 LABEL_INITS = ("onehot", "uniform", "random", "mixed")
 
 
@@ -64,6 +66,11 @@ class DDParams:
     ``lr_decay`` every this many iterations (0: never). ``init_seed``: the fixed
     network's seed (-1: derived from the run's seed). ``batch_real``: real images per
     outer loss, drawn class-balanced.
+
+    ``init="pool"``: networks drawn from the trained pool in folder ``pool`` (``securedd
+    pool``), its last ``held_out`` members kept for evaluation. ``relabel="K:T"``: the outer
+    loss wants real images of class K classified as T (DD's data-poisoning attack; with a
+    pool of well-trained networks and one step).
     """
 
     steps: int = 0
@@ -80,6 +87,9 @@ class DDParams:
     nets_per_step: int = 4
     image_init: str = "noise"
     memory: str = "recompute"
+    pool: str = ""
+    held_out: int = 1
+    relabel: str = ""
 
 
 @dataclass(frozen=True)
@@ -112,6 +122,18 @@ def initial_label_logits(mode: str, labels: torch.Tensor, num_classes: int, scal
     raise ConfigError(f"method.label_init must be one of {', '.join(LABEL_INITS)}; got '{mode}'")
 
 
+def _parse_relabel(text: str, num_classes: int) -> tuple[int, int] | None:
+    if not text:
+        return None
+    try:
+        k, target = (int(v) for v in text.split(":"))
+    except ValueError:
+        raise ConfigError(f"method.relabel must be 'K:T' (class K to be taken for T); got '{text}'") from None
+    if not (0 <= k < num_classes and 0 <= target < num_classes and k != target):
+        raise ConfigError(f"method.relabel needs two different classes in [0, {num_classes}); got '{text}'")
+    return k, target
+
+
 def _softplus_inverse(x: float) -> float:
     return x + math.log(-math.expm1(-x))
 
@@ -140,6 +162,8 @@ class DDMethod(Method):
             raise ConfigError("method.lr_init must be > 0, epochs and nets_per_step >= 1, and batch_real at least "
                               f"the number of classes; got lr_init={p.lr_init}, epochs={p.epochs}, "
                               f"nets_per_step={p.nets_per_step}, batch_real={p.batch_real}")
+        self.pool = self._load_pool() if p.init == "pool" else None
+        self.relabel = _parse_relabel(p.relabel, ctx.spec.num_classes)
         self.steps = p.steps or ctx.ipc
         self.plan = step_plan(ctx.spec.num_classes, ctx.ipc, self.steps, p.epochs, device=ctx.device)
         self.arch, self.init_seed, self.init_scheme = self.target()
@@ -147,6 +171,20 @@ class DDMethod(Method):
         self.layout = param_layout(self.model)
         self._opt: torch.optim.Optimizer | None = None
         self.dtype = torch.get_default_dtype()
+
+    def _load_pool(self) -> NetworkPool:
+        p, ctx = self.params, self.ctx
+        if not p.pool:
+            raise ConfigError("method.init=pool needs method.pool=FOLDER (a pool made by `securedd pool`)")
+        pool = load_pool(p.pool)
+        if pool.model != ctx.config.model or pool.shape != ctx.spec.shape:
+            raise ConfigError(f"the pool in {p.pool} holds {pool.model} networks for {pool.shape} images; this run "
+                              f"uses {ctx.config.model} on {ctx.spec.shape}: set model={pool.model} or use another pool")
+        if not 0 <= p.held_out < len(pool):
+            raise ConfigError(f"method.held_out must leave at least one of the pool's {len(pool)} networks for "
+                              f"distillation; got {p.held_out}")
+        self._pool_starts: dict[int, torch.Tensor] = {}
+        return pool
 
     def target(self) -> tuple[str, int, str]:
         """(architecture, fixed-init seed, init scheme) of the networks the set is made for."""
@@ -182,6 +220,13 @@ class DDMethod(Method):
             net = seeded_network(self.arch, ctx.spec.shape, ctx.spec.num_classes, self.init_seed, self.init_scheme,
                                  ctx.device)
             return [flat_params(net).to(self.dtype)]
+        if self.pool is not None:
+            usable = len(self.pool) - p.held_out
+            pick = torch.randint(usable, (p.nets_per_step,), generator=ctx.generator("dd/pool")).tolist()
+            for i in pick:
+                if i not in self._pool_starts:
+                    self._pool_starts[i] = flat_params(self.pool.network(i, ctx.device))
+            return [self._pool_starts[i].to(self.dtype) for i in pick]
         gen = ctx.generator("dd/networks")
         return [flat_params(reinitialise(ctx.new_model(self.arch, purpose="dd/networks"), self.init_scheme, gen))
                 for _ in range(p.nets_per_step)]
@@ -192,6 +237,8 @@ class DDMethod(Method):
             for group in self._opt.param_groups:
                 group["lr"] = p.lr * p.lr_decay ** (iteration // p.decay_every)
         x_real, y_real = self.ctx.sampler.balanced(max(1, p.batch_real // self.ctx.spec.num_classes))
+        if self.relabel is not None:
+            y_real = torch.where(y_real == self.relabel[0], self.relabel[1], y_real)
         lrs = F.softplus(syn.extras["raw_lrs"])
         self.dtype = syn.images.dtype
 
@@ -218,6 +265,10 @@ class DDMethod(Method):
                                "epochs": p.epochs, "init": p.init, "init_scheme": p.init_scheme}
         if p.init == "fixed":
             out["init_seed"] = self.init_seed
+        if self.pool is not None:
+            out.update(pool=str(self.pool.folder), held_out=list(range(len(self.pool) - p.held_out, len(self.pool))))
+        if self.relabel is not None:
+            out["relabel"] = list(self.relabel)
         return out
 
     def artifact_metadata(self) -> dict[str, Any]:
@@ -271,15 +322,7 @@ def unrelated_images(name: str, spec: DatasetSpec, n: int, generator: torch.Gene
     index = torch.randperm(len(source), generator=generator)[:n]
     if len(index) < n:
         raise ConfigError(f"'{name}' has {len(source)} images; {n} are needed")
-    pixels = source.spec.denormalize(source.images[index].float())
-    channels = spec.shape[0]
-    if pixels.shape[1] != channels:
-        pixels = pixels.mean(1, keepdim=True).expand(-1, channels, -1, -1) if channels in (1, 3) else None
-        if pixels is None:
-            raise ConfigError(f"cannot turn {source.spec.shape[0]}-channel images into {channels}-channel ones")
-    if tuple(pixels.shape[-2:]) != spec.shape[1:]:
-        pixels = F.interpolate(pixels, size=spec.shape[1:], mode="bilinear", align_corners=False).clamp(0, 1)
-    return spec.normalize(pixels.contiguous())
+    return convert_images(source.images[index], source.spec, spec)
 
 
 @METHODS.register("secdd")
