@@ -49,6 +49,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from results_io import load_results, save_results  # noqa: E402
 from speed import MNIST_DSA, prepare_reference, reference_command, reference_script  # noqa: E402
 
 RESULTS = HERE / "results" / "accuracy.json"
@@ -62,13 +63,6 @@ def points_of(budget: int, points: int) -> list[int]:
     if budget % points:
         raise SystemExit(f"the budget ({budget}) must be a multiple of --points ({points})")
     return [budget * k // points for k in range(1, points + 1)]
-
-
-def _atomic_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    tmp.replace(path)
 
 
 def distill_ours(method: str, ipc: int, budget: int, points: list[int], data_root: str,
@@ -233,7 +227,7 @@ def main() -> None:
     p.add_argument("--plot", type=Path, default=PLOT, help="accuracy-vs-iterations plot (default: %(default)s)")
     p.add_argument("--render", action="store_true", help="print the table and draw the plot from the saved JSON")
     args = p.parse_args()
-    results = json.loads(args.out.read_text()) if args.out.exists() else {}
+    results = load_results(args.out)
     if not args.render:
         if not args.reference or not args.data_root:
             p.error("--reference and --data-root (or SECUREDD_DATA) are required")
@@ -254,7 +248,7 @@ def main() -> None:
                     str(p): pooled([evaluate(sets[p], ipc, entry["runs"], args.data_root) for sets in distilled])
                     for p in points}}
                 print(setting, side, json.dumps(entry[side]), flush=True)
-                _atomic_json(args.out, results)
+                save_results(args.out, results)
             same = [r["random"] for k, r in results.items()
                     if parse_setting(k)[1::2] == (ipc, runs) and r.get("runs") == entry["runs"] and "random" in r]
             if "random" not in entry and same:  # the same seeds draw the same random images
@@ -263,7 +257,7 @@ def main() -> None:
                 entry["random"] = pooled([evaluate(random_set(ipc, args.data_root, seed), ipc, entry["runs"],
                                                    args.data_root) for seed in range(runs)])
                 print(setting, "random", json.dumps(entry["random"]), flush=True)
-                _atomic_json(args.out, results)
+                save_results(args.out, results)
     print(render(results))
     plot(results, args.plot)
 

@@ -30,12 +30,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
 import torch
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from results_io import load_results, save_results  # noqa: E402
+
 RESULTS = HERE / "results" / "dd.json"
 FIXED_LRS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3)
 CASES = {"dd-fixed": ("dd", 1), "sldd-fixed": ("sldd", 1), "dd-random": ("dd", 10)}
@@ -106,7 +110,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--render", action="store_true", help="print the table from the saved results")
     args = p.parse_args()
-    results = json.loads(args.out.read_text()) if args.out.exists() else {}
+    results = load_results(args.out)
     if not args.render:
         if not args.data_root:
             p.error("--data-root (or SECUREDD_DATA) is required")
@@ -118,10 +122,7 @@ def main() -> None:
                 continue
             results[key] = run_case(case, args.iterations, args.set, args.inits, args.data_root)
             print(key, json.dumps(results[key]["distilled"]), flush=True)
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            tmp = args.out.with_suffix(".tmp")
-            tmp.write_text(json.dumps(results, indent=1))
-            tmp.replace(args.out)
+            save_results(args.out, results)
     print(render(results))
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -34,6 +35,9 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from results_io import load_results, save_results  # noqa: E402
+
 RESULTS = HERE / "results" / "secdd.json"
 GRID = HERE.parent / "docs" / "images" / "secdd_neighbours.png"
 
@@ -117,14 +121,11 @@ def main() -> None:
     args = p.parse_args()
     if not args.data_root:
         p.error("--data-root (or SECUREDD_DATA) is required")
-    results = json.loads(args.out.read_text()) if args.out.exists() else {}
+    results = load_results(args.out)
     key = "|".join([str(args.iterations), *args.set])
     if key not in results:
         results[key] = run(args.iterations, args.set, args.seeds, args.arch_seeds, args.data_root, args.grid)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.out.with_suffix(".tmp")
-        tmp.write_text(json.dumps(results, indent=1))
-        tmp.replace(args.out)
+        save_results(args.out, results)
     print(json.dumps(results[key], indent=1))
 
 

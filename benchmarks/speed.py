@@ -41,6 +41,9 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from results_io import load_results, save_results  # noqa: E402
+
 RESULTS = HERE / "results" / "speed.json"
 MNIST_DSA = "color_crop_cutout_scale_rotate"  # digits: no flip (REFERENCE section 2)
 
@@ -172,7 +175,7 @@ def main() -> None:
     if args.child:
         child(args.child[0], int(args.child[1]), int(args.child[2]), args.data_root, args.compile)
         return
-    results = json.loads(args.out.read_text()) if args.out.exists() else {}
+    results = load_results(args.out)
     if args.render:
         print(render(results))
         return
@@ -189,10 +192,7 @@ def main() -> None:
         print(setting, "reference", json.dumps(ref), flush=True)
         results[setting] = {"ours": ours, "reference": ref, "compile": not args.no_compile,
                             "threads": os.environ.get("OMP_NUM_THREADS", "default")}
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.out.with_suffix(".tmp")
-        tmp.write_text(json.dumps(results, indent=1))
-        tmp.replace(args.out)
+        save_results(args.out, results)
     print(render(results))
 
 

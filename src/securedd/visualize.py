@@ -50,12 +50,7 @@ def save_grid(artifact: Artifact, path: str | Path, *, per_class: int = 10, max_
                           vmin=0, vmax=1, interpolation="nearest")
         axes[r][0].set_ylabel(spec.class_names[c], rotation=0, ha="right", va="center", fontsize=9)
     fig.suptitle(f"{artifact.method} · {spec.name.split('/')[-1]} · {len(labels)} images", fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def save_neighbour_grid(artifact: Artifact, real_pixels: torch.Tensor, distances: list[float], ssim: list[float],
@@ -79,6 +74,10 @@ def save_neighbour_grid(artifact: Artifact, real_pixels: torch.Tensor, distances
         axes[1][j].set_xlabel(f"d {distances[j]:.1f}\nssim {ssim[j]:.2f}", fontsize=7)
     axes[0][0].set_ylabel("sent", fontsize=9)
     axes[1][0].set_ylabel("nearest\nreal", fontsize=9)
+    return _save(fig, path)
+
+
+def _save(fig: plt.Figure, path: str | Path) -> Path:
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
