@@ -180,3 +180,8 @@ def test_real_usps_test_split(real_data_root: Path):
     usps_spec = type(spec)("usps", 1, 16, 16, 10, spec.class_names, spec.mean, spec.std)
     usps = load_dataset("usps", "test", root=real_data_root, spec=usps_spec)
     assert len(usps) == 2007 and usps.class_counts().tolist()[:3] == [359, 264, 198]
+
+
+def test_missing_usps_files_get_the_clear_error(tmp_path):
+    with pytest.raises(DataError, match="dataset 'usps' .train split. was not found"):
+        load_dataset("usps", "train", root=tmp_path)

@@ -169,7 +169,7 @@ def _read_named(source: DatasetSource, split: str, root: Path, download: bool) -
     try:
         pixels, labels = source.reader(root, split, download)
         return pixels.float() / 255.0, labels
-    except RuntimeError as exc:  # torchvision: "Dataset not found or corrupted"
+    except (RuntimeError, FileNotFoundError) as exc:  # torchvision: "Dataset not found or corrupted"; USPS opens files directly
         if folder.is_dir():
             pixels, labels, _ = read_image_folder(
                 folder, list(_folder_class_names(source, folder)), channels=source.channels, size=source.size
