@@ -200,9 +200,10 @@ def plot(results: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, len(done), figsize=(4.2 * len(done), 3.4), squeeze=False)
     for ax, (key, r) in zip(axes[0], done, strict=True):
         method, ipc, _, runs = parse_setting(key)
-        for side, style in (("ours", "o-"), ("reference", "s--")):
+        for side, style, shift in (("ours", "o-", -0.01), ("reference", "s--", 0.01)):
             pts = sorted((int(k), v) for k, v in r[side]["points"].items())
-            ax.errorbar([p for p, _ in pts], [v["mean"] for _, v in pts], yerr=[v["std"] for _, v in pts],
+            budget = max(int(k) for k in r[side]["points"])  # sides drawn a little apart, so none hides the other
+            ax.errorbar([p + shift * budget for p, _ in pts], [v["mean"] for _, v in pts], yerr=[v["std"] for _, v in pts],
                         fmt=style, capsize=3, label="securedd" if side == "ours" else "reference code")
         if "random" in r:
             ax.axhline(r["random"]["mean"], color="grey", lw=1, ls=":", label="random real")
