@@ -62,7 +62,8 @@ def test_demo_writes_artifacts_grids_and_report(tmp_path: Path, capsys):
             "secret.safetensors.sig", "target.key"} <= {p.name for p in tmp_path.iterdir()}
     assert "SecDD round trip" in out and "the key's seed (receiver)" in out
     rows = {r["network"]: r["accuracy"] for r in json.loads((tmp_path / "demo.json").read_text())["secdd"]}
-    assert rows["convnet_tiny, the key's seed (receiver)"] > rows["convnet_tiny, 3 other seeds (mean)"] + 20
+    # the key is random on every run: margins measured over fresh keys were 41 to 57 points
+    assert rows["convnet_tiny, the key's seed (receiver)"] > rows["convnet_tiny, 3 other seeds (mean)"] + 25
 
 
 @pytest.mark.parametrize(
