@@ -25,6 +25,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -78,8 +79,6 @@ def run(iterations: int, extra: list[str], seeds: int, arch_seeds: int, data_roo
         verify_artifact(out, public)
         sent = out.stat().st_size + sig.stat().st_size
     holder = replay_key(art, key, test).accuracy
-    import dataclasses
-
     half = dataclasses.replace(art, images=art.images.half().float(), labels=art.labels.half().float())
     holder_half = replay_key(half, key, test).accuracy  # what a float16 payload (distill --half) would give
     rng = torch.Generator().manual_seed(1)

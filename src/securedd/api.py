@@ -126,7 +126,8 @@ def replay_setup(hints: Mapping[str, Any], spec: DatasetSpec, models: Sequence[s
     """
     if hints.get("init") == "key":  # SecDD: the architecture, seed and scheme come from the key
         if key is None:
-            raise MismatchError("a SecDD set needs its key to be replayed")
+            raise MismatchError("this set trains only the network of its SecDD key: pass the key "
+                                "(`securedd train ARTIFACT --key KEY`, or key= here)")
         names = tuple(models) if models else (key.model,)
         return names, 1, lambda name, run: seeded_network(name, spec.shape, spec.num_classes, key.seed,
                                                           key.init_scheme)
@@ -198,9 +199,6 @@ def evaluate(
     hints = art.metadata.get("evaluation") or {}
     images, labels = decode_stored(art.images, art.labels, art.decoder)
     steps, init, eval_models, eval_runs = None, None, cfg.models, cfg.runs
-    if hints.get("init") == "key" and key is None:
-        raise MismatchError("this set trains only the network of its SecDD key: pass the key "
-                            "(`securedd train ARTIFACT --key KEY`, or key= here)")
     if hints.get("protocol") == "replay":  # DD/SLDD/SecDD: apply the learned GD steps, as distilled
         steps, (eval_models, eval_runs, init) = int(hints["steps"]), replay_setup(hints, spec, models, cfg.runs, seed, key)
     report = evaluate_set(

@@ -145,7 +145,6 @@ class DDMethod(Method):
     name = "dd"
     Params = DDParams
     default_iterations = 2000
-    soft_labels = False
 
     def __init__(self, params: DDParams, ctx: DistillContext) -> None:
         super().__init__(params, ctx)
@@ -170,7 +169,7 @@ class DDMethod(Method):
         self.model = ctx.new_model(self.arch, purpose="dd/architecture")
         self.layout = param_layout(self.model)
         self._opt: torch.optim.Optimizer | None = None
-        self.dtype = torch.get_default_dtype()
+        self._fixed_start: torch.Tensor | None = None
 
     def _load_pool(self) -> NetworkPool:
         p, ctx = self.params, self.ctx
@@ -214,19 +213,21 @@ class DDMethod(Method):
     # --- one iteration -------------------------------------------------------------------
 
     def starts(self) -> list[torch.Tensor]:
-        """The initial parameter vectors of this iteration's networks."""
+        """The initial parameter vectors of this iteration's networks (fixed and pool ones built once)."""
         ctx, p = self.ctx, self.params
         if p.init == "fixed":
-            net = seeded_network(self.arch, ctx.spec.shape, ctx.spec.num_classes, self.init_seed, self.init_scheme,
-                                 ctx.device)
-            return [flat_params(net).to(self.dtype)]
+            if self._fixed_start is None:
+                net = seeded_network(self.arch, ctx.spec.shape, ctx.spec.num_classes, self.init_seed,
+                                     self.init_scheme, ctx.device)
+                self._fixed_start = flat_params(net)
+            return [self._fixed_start]
         if self.pool is not None:
             usable = len(self.pool) - p.held_out
             pick = torch.randint(usable, (p.nets_per_step,), generator=ctx.generator("dd/pool")).tolist()
             for i in pick:
                 if i not in self._pool_starts:
                     self._pool_starts[i] = flat_params(self.pool.network(i, ctx.device))
-            return [self._pool_starts[i].to(self.dtype) for i in pick]
+            return [self._pool_starts[i] for i in pick]
         gen = ctx.generator("dd/networks")
         return [flat_params(reinitialise(ctx.new_model(self.arch, purpose="dd/networks"), self.init_scheme, gen))
                 for _ in range(p.nets_per_step)]
@@ -240,13 +241,12 @@ class DDMethod(Method):
         if self.relabel is not None:
             y_real = torch.where(y_real == self.relabel[0], self.relabel[1], y_real)
         lrs = F.softplus(syn.extras["raw_lrs"])
-        self.dtype = syn.images.dtype
 
         def outer(theta: torch.Tensor) -> torch.Tensor:
             return outer_cross_entropy(self.model, theta, x_real, y_real, self.layout)
 
-        total = sum(unrolled_loss(self.model, start, syn.images, syn.labels, lrs, self.plan, outer, memory=p.memory)
-                    for start in self.starts())
+        total = sum(unrolled_loss(self.model, start.to(syn.images.dtype), syn.images, syn.labels, lrs, self.plan,
+                                  outer, memory=p.memory) for start in self.starts())
         yield total / (1 if p.init == "fixed" else p.nets_per_step)  # type: ignore[operator]
 
     # --- what is stored ------------------------------------------------------------------
@@ -281,7 +281,6 @@ class SLDDMethod(DDMethod):
 
     name = "sldd"
     Params = SLDDParams
-    soft_labels = True
 
     def __init__(self, params: SLDDParams, ctx: DistillContext) -> None:
         if params.label_init not in LABEL_INITS:

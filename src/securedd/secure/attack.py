@@ -31,8 +31,7 @@ from skimage.metrics import structural_similarity
 
 from securedd.artifacts import Artifact
 from securedd.data.spec import RealData
-from securedd.data.steps import step_plan
-from securedd.errors import MismatchError
+from securedd.errors import ConfigError, MismatchError
 from securedd.evaluate.train_eval import _loss, replay_steps, score_model
 from securedd.models.init import INIT_SCHEMES
 from securedd.models.registry import MODELS
@@ -110,7 +109,7 @@ def candidate_keys(models: list[str], seeds_per_model: int, budget: int, seed: i
     rng = random.Random(seed)
     for scheme in schemes:
         if scheme not in INIT_SCHEMES:
-            raise MismatchError(f"unknown init scheme '{scheme}'; valid: {', '.join(INIT_SCHEMES)}")
+            raise ConfigError(f"unknown init scheme '{scheme}'; valid: {', '.join(INIT_SCHEMES)}")
     pairs = [(m, s) for m in models for s in schemes]
     keys: list[TargetKey] = []
     for _ in range(seeds_per_model):
@@ -131,10 +130,8 @@ def replay_key(art: Artifact, key: TargetKey, test: RealData) -> Candidate:
     steps = int(hints["steps"])
     net = key.network(spec.shape, spec.num_classes)
     replay_steps(net, art.images, art.labels, art.lrs, steps, spec.num_classes)
-    with torch.no_grad():
-        plan = step_plan(spec.num_classes, art.images.shape[0] // spec.num_classes, steps)
-        index = torch.cat(plan)
-        self_loss = float(_loss(net(art.images[index]), art.labels[index]))
+    with torch.no_grad():  # the set's own loss: every image once
+        self_loss = float(_loss(net(art.images), art.labels))
     accuracy = score_model(net, test).accuracy
     return Candidate(key.model, key.seed, key.init_scheme, self_loss if np.isfinite(self_loss) else float("inf"),
                      accuracy)
