@@ -8,7 +8,7 @@ import torch
 from securedd.api import distill, evaluate
 from securedd.config import RunConfig, apply_overrides
 from securedd.distill import run_method
-from securedd.distill.bilevel import outer_cross_entropy, step_plan, unrolled_loss
+from securedd.distill.bilevel import outer_cross_entropy, raw_step_loss, step_plan, unrolled_loss
 from securedd.distill.dataset_distillation import initial_label_logits
 from securedd.errors import ConfigError
 from securedd.evaluate.train_eval import replay_steps
@@ -66,6 +66,25 @@ def test_sldd_learns_label_logits_and_stores_distributions(digits_train):
     assert torch.allclose(syn.labels.sum(1), torch.ones(20))
     assert not torch.allclose(syn.labels, start.labels)
     assert (syn.labels.argmax(1) == torch.arange(10).repeat_interleave(2)).all()  # one-hot start keeps its class
+
+
+def test_raw_label_targets_are_stored_unrestricted_and_replay_as_distilled(digits_train, digits_test):
+    art = distill(_cfg("sldd", "method.label_targets=raw", "method.lr=0.05"), real=digits_train, progress=False)
+    assert art.labels.shape == (20, 10) and not torch.allclose(art.labels.sum(1), torch.ones(20), atol=1e-2)
+    assert (art.labels < 0).any()  # unrestricted: a label can push a class down
+    hints = art.metadata["evaluation"]
+    spec = digits_train.spec
+    net = seeded_network("lenet", spec.shape, spec.num_classes, hints["init_seed"], hints["init_scheme"])
+    x, y = digits_test.images, digits_test.labels
+    final_loss = unrolled_loss(net, flat_params(net), art.images, art.labels, art.lrs, step_plan(10, 2, 2, 3),
+                               lambda theta: outer_cross_entropy(net, theta, x, y), loss_fn=raw_step_loss)
+    replay_steps(net, art.images, art.labels, art.lrs, steps=2, num_classes=10)
+    assert torch.allclose(final_loss, torch.nn.functional.cross_entropy(net(x), y), rtol=1e-4)
+
+
+def test_unknown_label_targets_are_refused(digits_train):
+    with pytest.raises(ConfigError, match="label_targets must be one of softmax, raw"):
+        run_method(_cfg("sldd", "method.label_targets=logits"), digits_train, progress=False)
 
 
 def test_label_initialisations():

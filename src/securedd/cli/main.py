@@ -9,6 +9,7 @@ import sys
 
 from securedd import __version__
 from securedd.cli import (
+    applications_cmd,
     attack_cmd,
     demo_cmd,
     distill_cmd,
@@ -23,7 +24,8 @@ from securedd.cli.common import examples
 from securedd.errors import Interrupted, SecureddError
 from securedd.rng import seed_globals
 
-SUBCOMMANDS = (demo_cmd, distill_cmd, evaluate_cmd, show_cmd, list_cmd, experts_cmd, secure_cmd, attack_cmd, pool_cmd)
+SUBCOMMANDS = (demo_cmd, distill_cmd, evaluate_cmd, show_cmd, list_cmd, experts_cmd, secure_cmd, attack_cmd, pool_cmd,
+               applications_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -51,7 +51,7 @@ from securedd.data.steps import step_plan
 from securedd.errors import ConfigError
 from securedd.models.functional import call_flat, flat_params, param_layout
 
-__all__ = ["MEMORY_MODES", "flat_params", "outer_cross_entropy", "step_loss", "step_plan", "unrolled_loss"]
+__all__ = ["MEMORY_MODES", "flat_params", "outer_cross_entropy", "raw_step_loss", "step_loss", "step_plan", "unrolled_loss"]
 
 MEMORY_MODES = ("plain", "recompute")
 StepLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -62,6 +62,11 @@ def step_loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     if targets.is_floating_point():
         return -(F.softmax(targets, dim=1) * F.log_softmax(outputs, dim=1)).sum(1).mean()
     return F.cross_entropy(outputs, targets)
+
+
+def raw_step_loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy against unrestricted label vectors (N, K), used as they are (no ``softmax``)."""
+    return -(targets * F.log_softmax(outputs, dim=1)).sum(1).mean()
 
 
 def outer_cross_entropy(model: nn.Module, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor,

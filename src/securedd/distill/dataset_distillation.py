@@ -40,7 +40,14 @@ from securedd.data import load_dataset
 from securedd.data.convert import convert_images
 from securedd.data.spec import DatasetSpec
 from securedd.distill.base import METHODS, DistillContext, Method
-from securedd.distill.bilevel import MEMORY_MODES, outer_cross_entropy, step_plan, unrolled_loss
+from securedd.distill.bilevel import (
+    MEMORY_MODES,
+    outer_cross_entropy,
+    raw_step_loss,
+    step_loss,
+    step_plan,
+    unrolled_loss,
+)
 from securedd.distill.synthetic import INITS, SyntheticSet, class_labels, init_images
 from securedd.errors import ConfigError
 from securedd.models.functional import flat_params, param_layout
@@ -55,6 +62,7 @@ log = logging.getLogger(__name__)
 
 NETWORK_INITS = ("fixed", "random", "pool")
 LABEL_INITS = ("onehot", "uniform", "random", "mixed")
+LABEL_TARGETS = ("softmax", "raw")
 
 
 @dataclass(frozen=True)
@@ -99,10 +107,16 @@ class SLDDParams(DDParams):
     ``onehot``: ``label_scale`` on the image's class, 0 elsewhere; ``uniform``: all 0;
     ``random``: standard normal; ``mixed``: ``label_scale / 2`` on the image's class and
     on one other random class (class mixing, as SecDD suggests).
+
+    ``label_targets``: ``softmax`` trains each step against ``softmax`` of the logits (a
+    distribution per image); ``raw`` against the learned vector itself, unrestricted
+    (SecDD's "unrestricted labels": any sign and scale, so a label can also push a class
+    down). The artifact stores what the steps used: distributions, or the raw vectors.
     """
 
     label_init: str = "onehot"
     label_scale: float = 5.0
+    label_targets: str = "softmax"
 
 
 def initial_label_logits(mode: str, labels: torch.Tensor, num_classes: int, scale: float,
@@ -161,6 +175,7 @@ class DDMethod(Method):
             raise ConfigError("method.lr_init must be > 0, epochs and nets_per_step >= 1, and batch_real at least "
                               f"the number of classes; got lr_init={p.lr_init}, epochs={p.epochs}, "
                               f"nets_per_step={p.nets_per_step}, batch_real={p.batch_real}")
+        self.step_loss = step_loss
         self.pool = self._load_pool() if p.init == "pool" else None
         self.relabel = _parse_relabel(p.relabel, ctx.spec.num_classes)
         self.steps = p.steps or ctx.ipc
@@ -246,7 +261,7 @@ class DDMethod(Method):
             return outer_cross_entropy(self.model, theta, x_real, y_real, self.layout)
 
         total = sum(unrolled_loss(self.model, start.to(syn.images.dtype), syn.images, syn.labels, lrs, self.plan,
-                                  outer, memory=p.memory) for start in self.starts())
+                                  outer, loss_fn=self.step_loss, memory=p.memory) for start in self.starts())
         yield total / (1 if p.init == "fixed" else p.nets_per_step)  # type: ignore[operator]
 
     # --- what is stored ------------------------------------------------------------------
@@ -254,7 +269,7 @@ class DDMethod(Method):
     def finalize(self, syn: SyntheticSet) -> SyntheticSet:
         extras = {k: v for k, v in syn.extras.items() if k != "raw_lrs"}
         labels = syn.labels.detach()
-        if labels.is_floating_point():
+        if labels.is_floating_point() and self.step_loss is step_loss:
             labels = F.softmax(labels, dim=1)
         return SyntheticSet(syn.images.detach(), labels, F.softplus(syn.extras["raw_lrs"]).detach(), extras)
 
@@ -285,7 +300,11 @@ class SLDDMethod(DDMethod):
     def __init__(self, params: SLDDParams, ctx: DistillContext) -> None:
         if params.label_init not in LABEL_INITS:
             raise ConfigError(f"method.label_init must be one of {', '.join(LABEL_INITS)}; got '{params.label_init}'")
+        if params.label_targets not in LABEL_TARGETS:
+            raise ConfigError(f"method.label_targets must be one of {', '.join(LABEL_TARGETS)}; "
+                              f"got '{params.label_targets}'")
         super().__init__(params, ctx)
+        self.step_loss = step_loss if params.label_targets == "softmax" else raw_step_loss
 
     def _labels(self, syn_labels: torch.Tensor) -> torch.Tensor:
         p: SLDDParams = self.params  # type: ignore[assignment]
