@@ -327,8 +327,10 @@ class SecDDParams(SLDDParams):
     missing. ``mode``: ``learn`` (images learned), ``noise`` (images frozen as seeded
     standard-normal noise) or ``unrelated:DATASET`` (images frozen from another dataset,
     resized and re-normalised); in the frozen modes only the labels and rates are learned.
+    Labels are unrestricted vectors (``label_targets="raw"``), as SecDD learns them.
     """
 
+    label_targets: str = "raw"
     mode: str = "noise"
     key: str = ""
 
