@@ -11,17 +11,11 @@ differentiated with respect to ``X``, ``α`` and, for soft labels, ``Y``.
 :func:`unrolled_loss` with ``memory="plain"`` builds the whole graph (its memory grows
 with ``N``). ``memory="recompute"`` returns the same value and gradients with autograd
 memory that does not grow with ``N`` beyond the ``N`` parameter vectors it stores: the
-forward pass keeps ``θ_0 … θ_{N−1}`` only, and the reverse pass replays one step at a time
-with the adjoint ``λ_k = ∂L/∂θ_k`` (``λ_N = ∇F(θ_N)``):
+exact adjoint computation of :mod:`securedd.distill.adjoint` (Hessian-vector products
+included).
 
-    ∂L/∂X += −α_k ∂(g_kᵀ λ_{k+1})/∂X        ∂L/∂Y += −α_k ∂(g_kᵀ λ_{k+1})/∂Y
-    ∂L/∂α_k = −g_kᵀ λ_{k+1}                 λ_k = λ_{k+1} − α_k H_k λ_{k+1}
-
-where every product comes from one double-backward of ``s = g_kᵀ λ_{k+1}`` (the
-Hessian-vector product ``H_k λ_{k+1}`` included, so the gradient is exact).
-
-Soft labels are label logits: a step's loss is the cross-entropy against
-``softmax(Y)`` (:func:`step_loss`).
+Soft labels are label logits: a step's loss is the cross-entropy against ``softmax(Y)``
+(:func:`step_loss`), or against ``Y`` itself for unrestricted labels (:func:`raw_step_loss`).
 
 Example:
     >>> import torch
@@ -48,6 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from securedd.data.steps import step_plan
+from securedd.distill.adjoint import adjoint_unroll, carry_gradients
 from securedd.errors import ConfigError
 from securedd.models.functional import call_flat, flat_params, param_layout
 
@@ -81,21 +76,6 @@ def _step_gradient(model: nn.Module, layout: list, theta: torch.Tensor, images: 
     loss = loss_fn(call_flat(model, theta, images[index], layout), targets[index])
     (grad,) = torch.autograd.grad(loss, theta, create_graph=create_graph)
     return grad
-
-
-class _Precomputed(torch.autograd.Function):
-    """Returns ``value``; on backward hands the precomputed gradients to images, lrs, targets."""
-
-    @staticmethod
-    def forward(ctx, value, images, lrs, targets, g_images, g_lrs, g_targets):  # type: ignore[no-untyped-def, override]
-        ctx.save_for_backward(g_images, g_lrs, g_targets)
-        return value.clone()
-
-    @staticmethod
-    def backward(ctx, grad_out):  # type: ignore[no-untyped-def, override]
-        g_images, g_lrs, g_targets = ctx.saved_tensors
-        soft = g_targets.numel() > 0
-        return None, grad_out * g_images, grad_out * g_lrs, grad_out * g_targets if soft else None, None, None, None
 
 
 def unrolled_loss(
@@ -135,33 +115,13 @@ def unrolled_loss(
         return outer(theta)
     if memory != "recompute":
         raise ConfigError(f"memory must be one of {', '.join(MEMORY_MODES)}; got '{memory}'")
-    alphas = lrs.detach()
     soft = targets.is_floating_point() and targets.requires_grad
-    x, y = images.detach(), targets.detach()
-    thetas: list[torch.Tensor | None] = []
-    theta = start.detach().clone()
-    for k, index in enumerate(plan):
-        thetas.append(theta)
-        leaf = theta.clone().requires_grad_(True)
-        theta = (theta - alphas[k] * _step_gradient(model, layout, leaf, x, y, index, loss_fn,
-                                                    create_graph=False)).detach()
-    final = theta.requires_grad_(True)
-    with torch.enable_grad():
-        value = outer(final)
-        (lam,) = torch.autograd.grad(value, final)
-    g_images, g_lrs = torch.zeros_like(x), torch.zeros_like(alphas)
-    g_targets = torch.zeros_like(y) if soft else torch.zeros(0, device=x.device)
-    x_leaf = x.clone().requires_grad_(True)
-    y_leaf = y.clone().requires_grad_(soft)
-    for k in range(len(plan) - 1, -1, -1):
-        theta_k = thetas[k].requires_grad_(True)  # type: ignore[union-attr]
-        grad = _step_gradient(model, layout, theta_k, x_leaf, y_leaf, plan[k], loss_fn, create_graph=True)
-        wrt = (theta_k, x_leaf, y_leaf) if soft else (theta_k, x_leaf)
-        parts = torch.autograd.grad((grad * lam).sum(), wrt)
-        g_images -= alphas[k] * parts[1]
-        if soft:
-            g_targets -= alphas[k] * parts[2]
-        g_lrs[k] = -(grad.detach() * lam).sum()
-        lam = lam - alphas[k] * parts[0]
-        thetas[k] = None
-    return _Precomputed.apply(value.detach(), images, lrs, targets, g_images, g_lrs, g_targets)
+    hard = None if soft else targets
+
+    def step_gradient(k: int, theta: torch.Tensor, learned: Sequence[torch.Tensor], graph: bool) -> torch.Tensor:
+        y = learned[1] if soft else hard
+        return _step_gradient(model, layout, theta, learned[0], y, plan[k], loss_fn, create_graph=graph)
+
+    value, grads, g_lrs = adjoint_unroll(step_gradient, start, lrs, outer, (images, targets) if soft else (images,))
+    inputs = (images, targets) if soft else (images,)
+    return carry_gradients(value, (*inputs, lrs), (*grads, g_lrs))

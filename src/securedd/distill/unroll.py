@@ -11,18 +11,8 @@ minibatches of the synthetic images ``X`` with the learnable step size ``α``:
 :func:`unrolled_loss` builds the whole differentiable graph (memory grows with ``N``).
 :func:`tesla_loss` (TESLA, Cui et al. 2023) returns the same value and, on backward, the
 same gradients with respect to ``X`` and ``α``, with autograd memory that does not grow
-with ``N``. It is reverse-mode differentiation done by hand. With the adjoint
-``λ_k = ∂L/∂θ_k``, starting from ``λ_N = 2 (θ_N − θ*) / ‖θ_0 − θ*‖²``, every step gives
-
-    ∂L/∂X += −α (∂g_k/∂X)ᵀ λ_{k+1}         (a vector-Jacobian product)
-    ∂L/∂α += −g_kᵀ λ_{k+1}
-    λ_k    = λ_{k+1} − α H_k λ_{k+1}        (H_k the Hessian of step k's loss at θ_k)
-
-and both products come from one double-backward of ``s = g_kᵀ λ_{k+1}`` with respect to
-``(θ_k, X)``. The forward pass runs without a graph and keeps only the parameter vectors
-``θ_0 … θ_{N−1}`` (``N × P`` floats, no activations); the reverse pass recomputes one step
-at a time and frees its graph before the next. Dropping the ``H_k`` term would give the
-cheaper first-order approximation; this module keeps it, so the gradient is exact.
+with ``N``: the exact adjoint computation of :mod:`securedd.distill.adjoint`, which keeps
+only the parameter vectors ``θ_0 … θ_{N−1}`` and rebuilds one step's graph at a time.
 
 Example:
     >>> import torch
@@ -42,12 +32,14 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from securedd.data.augment import DSA, AugmentDraw
+from securedd.distill.adjoint import adjoint_unroll, carry_gradients
 from securedd.models.functional import call_flat, flat_params, param_layout
 
 __all__ = ["SavedTensorMeter", "Step", "Student", "flat_params", "matching_loss", "plan_steps", "tesla_loss",
@@ -118,20 +110,6 @@ def unrolled_loss(student: Student, start: torch.Tensor, target: torch.Tensor, i
     return matching_loss(theta, start, target)
 
 
-class _PrecomputedGradient(torch.autograd.Function):
-    """Returns ``value``; on backward hands ``grad_out * g_images`` / ``grad_out * g_lr`` to images / lr."""
-
-    @staticmethod
-    def forward(ctx, value, images, lr, g_images, g_lr):  # type: ignore[no-untyped-def, override]
-        ctx.save_for_backward(g_images, g_lr)
-        return value.clone()
-
-    @staticmethod
-    def backward(ctx, grad_out):  # type: ignore[no-untyped-def, override]
-        g_images, g_lr = ctx.saved_tensors
-        return None, grad_out * g_images, grad_out * g_lr, None, None
-
-
 def tesla_loss(student: Student, start: torch.Tensor, target: torch.Tensor, images: torch.Tensor,
                labels: torch.Tensor, lr: torch.Tensor, steps: list[Step]) -> torch.Tensor:
     """The matching loss of :func:`unrolled_loss` with the same gradients, in constant autograd memory.
@@ -139,32 +117,18 @@ def tesla_loss(student: Student, start: torch.Tensor, target: torch.Tensor, imag
     The gradients are computed here (see the module docstring); the returned scalar carries
     them to ``images`` and ``lr`` when ``backward()`` is called on it.
     """
-    alpha = lr.detach()
-    base = images.detach()
-    thetas: list[torch.Tensor | None] = []  # θ_0 … θ_{N−1}: all the reverse pass needs
-    theta = start.detach().clone()
-    for step in steps:
-        thetas.append(theta)
-        leaf_theta = theta.clone().requires_grad_(True)
-        (grad,) = torch.autograd.grad(student.loss(leaf_theta, base, labels, step), leaf_theta)
-        theta = (theta - alpha * grad).detach()
-    final = theta
     denom = ((start.detach() - target) ** 2).sum()
-    value = ((final - target) ** 2).sum() / denom
-    lam = 2 * (final - target) / denom  # λ_N
-    g_images = torch.zeros_like(base)
-    g_lr = torch.zeros_like(alpha)
-    leaf = base.clone().requires_grad_(True)
-    for k in range(len(steps) - 1, -1, -1):
-        theta = thetas[k].requires_grad_(True)  # type: ignore[union-attr]
-        (grad,) = torch.autograd.grad(student.loss(theta, leaf, labels, steps[k]), theta, create_graph=True)
-        hvp, vjp = torch.autograd.grad((grad * lam).sum(), (theta, leaf))
-        g_images -= alpha * vjp
-        g_lr -= (grad.detach() * lam).sum()
-        lam = lam - alpha * hvp
-        thetas[k] = None  # θ_k is no longer needed
-        del theta, grad, hvp, vjp
-    return _PrecomputedGradient.apply(value, images, lr, g_images, g_lr)
+
+    def step_gradient(k: int, theta: torch.Tensor, learned: Sequence[torch.Tensor], graph: bool) -> torch.Tensor:
+        (grad,) = torch.autograd.grad(student.loss(theta, learned[0], labels, steps[k]), theta, create_graph=graph)
+        return grad
+
+    def outer(final: torch.Tensor) -> torch.Tensor:
+        return ((final - target) ** 2).sum() / denom
+
+    alphas = lr.detach().reshape(1).expand(len(steps))
+    value, (g_images,), g_alphas = adjoint_unroll(step_gradient, start, alphas, outer, (images,))
+    return carry_gradients(value, (images, lr), (g_images, g_alphas.sum().reshape(lr.shape)))
 
 
 class _Held:
