@@ -10,7 +10,7 @@ running statistics from real data and freeze them while matching, as the referen
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -170,6 +170,9 @@ class DCMethod(Method):
         template = ctx.new_model(purpose="dc/template")
         self._batch_norm = has_batch_norm(template)
         self._grad = _CompiledGrad(template, params.chunk) if params.compile and not self._batch_norm else None
+        # what the matching loss trains against: hard labels, or (federated defences such as
+        # LDPO-RLD) a map from hard labels (n,) to target distributions (n, K)
+        self.label_targets: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def init_synthetic(self) -> SyntheticSet:
         ctx = self.ctx
@@ -203,11 +206,13 @@ class DCMethod(Method):
             if self.dsa is not None:
                 real, fake = self.dsa.siamese(real, fake, gen)
             y_real = torch.full((real.shape[0],), c, device=ctx.device)
+            y_fake = syn.labels[c * ctx.ipc : (c + 1) * ctx.ipc]
+            if self.label_targets is not None:
+                y_real, y_fake = self.label_targets(y_real), self.label_targets(y_fake)
             if self._grad is not None:
                 g_real = self._grad(net, real, y_real)
             else:
                 g_real = _eager_grad(net, params, real, y_real, self.params.chunk)
-            y_fake = syn.labels[c * ctx.ipc : (c + 1) * ctx.ipc]
             g_fake = torch.autograd.grad(F.cross_entropy(net(fake), y_fake), params, create_graph=True)
             loss = loss + gradient_distance(g_real, list(g_fake), self.params.distance)
         return loss

@@ -1,0 +1,91 @@
+"""Combining the clients' synthetic sets on the server, and refusing replies that cannot be right.
+
+Aggregators (registry :data:`AGGREGATORS`) take the stacked client sets ``(z, N, C, H, W)``
+and per-client weights (shard sizes) and return one set:
+
+- ``fedavg``: the mean weighted by shard size (FedAvg);
+- ``mean``: the unweighted mean (as the SFDD paper averages);
+- ``median``: the coordinate-wise median (robust to a minority of poisoned replies);
+- ``trimmed_mean``: per coordinate, drop the ``trim`` largest and smallest share and
+  average the rest.
+
+:func:`check_reply` says why a reply must not be averaged in (wrong shape or dtype,
+NaN/Inf, far outside the range of the set that was sent) or returns ``None``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+
+from securedd.errors import ConfigError
+from securedd.registry import Registry
+
+__all__ = ["AGGREGATORS", "aggregate", "check_reply"]
+
+Aggregator = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
+AGGREGATORS: Registry[Aggregator] = Registry("aggregator")
+
+
+@AGGREGATORS.register("fedavg")
+def _fedavg(stack: torch.Tensor, weights: torch.Tensor, trim: float) -> torch.Tensor:
+    """Mean weighted by shard size (FedAvg)."""
+    w = (weights / weights.sum()).to(stack.dtype).view(-1, *([1] * (stack.dim() - 1)))
+    return (stack * w).sum(0)
+
+
+@AGGREGATORS.register("mean")
+def _mean(stack: torch.Tensor, weights: torch.Tensor, trim: float) -> torch.Tensor:
+    """Unweighted mean (the SFDD paper)."""
+    return stack.mean(0)
+
+
+@AGGREGATORS.register("median")
+def _median(stack: torch.Tensor, weights: torch.Tensor, trim: float) -> torch.Tensor:
+    """Coordinate-wise median (the mean of the two middle values for an even count)."""
+    ordered, z = stack.sort(0).values, stack.shape[0]
+    return ordered[z // 2] if z % 2 else (ordered[z // 2 - 1] + ordered[z // 2]) / 2
+
+
+@AGGREGATORS.register("trimmed_mean")
+def _trimmed_mean(stack: torch.Tensor, weights: torch.Tensor, trim: float) -> torch.Tensor:
+    """Per coordinate, the mean after dropping the ``trim`` share of largest and of smallest values."""
+    z = stack.shape[0]
+    cut = math.floor(trim * z)
+    if not 0 <= trim < 0.5 or z - 2 * cut < 1:
+        raise ConfigError(f"trim must be in [0, 0.5) and leave a value to average; got {trim} with {z} replies")
+    ordered = stack.sort(0).values
+    return ordered[cut : z - cut].mean(0)
+
+
+def aggregate(name: str, sets: list[torch.Tensor], weights: list[float], trim: float = 0.2) -> torch.Tensor:
+    """Combine the clients' sets with aggregator ``name`` (see the module docstring)."""
+    if not sets:
+        raise ConfigError("no client replies to aggregate")
+    return AGGREGATORS.get(name)(torch.stack(sets), torch.tensor(weights, dtype=torch.float64), trim)
+
+
+def check_reply(reply: torch.Tensor, sent: torch.Tensor, max_change: float = 100.0) -> str | None:
+    """Why ``reply`` must be refused, or ``None`` when it may be aggregated.
+
+    ``max_change``: the largest accepted distance of any value from the range of the set
+    that was sent, in units of that set's standard deviation (a round of gradient
+    matching moves pixels by far less).
+    """
+    if not isinstance(reply, torch.Tensor):
+        return f"not a tensor ({type(reply).__name__})"
+    if reply.shape != sent.shape:
+        return f"shape {tuple(reply.shape)}, expected {tuple(sent.shape)}"
+    if reply.dtype != sent.dtype:
+        return f"dtype {reply.dtype}, expected {sent.dtype}"
+    if not torch.isfinite(reply).all():
+        return "NaN or Inf values"
+    scale = float(sent.std()) if sent.numel() > 1 else 1.0
+    scale = scale if scale > 0 else 1.0
+    low, high = float(sent.min()), float(sent.max())
+    worst = max(low - float(reply.min()), float(reply.max()) - high, 0.0) / scale
+    if worst > max_change:
+        return f"values {worst:.0f} standard deviations outside the sent set's range (limit {max_change:g})"
+    return None

@@ -1,0 +1,233 @@
+"""SFDD on Flower: a ServerApp that owns the global set ``S^g`` and a ClientApp per data owner.
+
+Every round the server sends ``S^g`` (an ``ArrayRecord``) and the run's settings (a
+``ConfigRecord``) to the connected clients; each client runs :func:`local_update` on its
+shard and replies with its updated set and its shard size. The server refuses replies
+that are errors or cannot be right (:func:`~securedd.federated.aggregate.check_reply`),
+aggregates the rest if at least ``min_clients`` remain, checkpoints ``S^g`` atomically and
+goes on; a restarted server resumes from its checkpoint. At the end it writes a verified
+artifact whose metadata holds the federation's settings and privacy ledger.
+
+The same apps run on Flower's simulation engine (:func:`run_federation`) and on its
+deployment engine (SuperLink + SuperNodes, ``flwr run``), where the settings come from the
+app's run config and a client's shard from its node config (``partition-id``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from securedd.artifacts import Artifact, atomic_write_bytes, save_artifact
+from securedd.config import RunConfig, config_from_dict, config_to_dict
+from securedd.data import dataset_spec, load_dataset
+from securedd.data.spec import RealData
+from securedd.distill.synthetic import class_labels
+from securedd.errors import ConfigError
+from securedd.federated.aggregate import AGGREGATORS, aggregate, check_reply
+from securedd.federated.client import Defence, local_update
+from securedd.federated.defences import PrivacyLedger
+from securedd.federated.shards import make_shards
+from securedd.rng import make_generator
+
+__all__ = ["FederationSettings", "make_client_app", "make_server_app", "run_federation", "serve"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FederationSettings:
+    """One federated run: the distillation config, the clients and the server's policy."""
+
+    config: RunConfig
+    clients: int = 5
+    rounds: int = 100
+    split: str = "iid"
+    aggregator: str = "mean"
+    trim: float = 0.2
+    min_clients: int = 1
+    timeout: float = 600.0
+    defence: Defence = field(default_factory=Defence)
+    accountant: str = "rdp"
+    delta: float = 1e-5
+    out: str = "federated.safetensors"
+
+    def __post_init__(self) -> None:
+        AGGREGATORS.get(self.aggregator)
+        if self.clients < 1 or self.rounds < 0 or not 1 <= self.min_clients <= self.clients:
+            raise ConfigError(f"need clients >= 1, rounds >= 0 and 1 <= min_clients <= clients; got clients="
+                              f"{self.clients}, rounds={self.rounds}, min_clients={self.min_clients}")
+
+    def to_record(self) -> dict[str, Any]:
+        """The settings as ``ConfigRecord`` values (strings and numbers)."""
+        return {"run-config": json.dumps(config_to_dict(self.config)), "clients": self.clients,
+                "split": self.split, "defence": json.dumps(self.defence.to_dict())}
+
+    @property
+    def checkpoint(self) -> Path:
+        return Path(self.out).with_suffix(".server.pt")
+
+
+@lru_cache(maxsize=4)
+def _shard(run_config: str, clients: int, split: str, partition: int) -> RealData:
+    """This client's shard, the same on every round (loaded once per process)."""
+    cfg = config_from_dict(json.loads(run_config))
+    train = load_dataset(cfg.data.name, "train", root=cfg.data.root, download=cfg.data.download)
+    shards = make_shards(train.labels, clients, split, make_generator(cfg.seed, "federated", "shards"),
+                         train.spec.num_classes)
+    if not 0 <= partition < clients:
+        raise ConfigError(f"partition-id {partition} is outside 0..{clients - 1}")
+    return train.subset(shards[partition])
+
+
+def client_train(content: dict[str, Any], partition: int) -> tuple[torch.Tensor, dict[str, float]]:
+    """The ClientApp's work, Flower-free: ``(updated images, metrics)`` for one message's content."""
+    settings = content["config"]
+    cfg = config_from_dict(json.loads(settings["run-config"]))
+    shard = _shard(settings["run-config"], int(settings["clients"]), str(settings["split"]), partition)
+    images = content["images"]
+    labels = class_labels(shard.spec.num_classes, cfg.method.ipc, images.device)
+    start = time.perf_counter()
+    updated, loss = local_update(cfg, shard, images, labels, client=partition, round_=int(settings["round"]),
+                                 defence=Defence(**json.loads(settings["defence"])))
+    return updated, {"num-examples": float(len(shard)), "loss": loss, "seconds": time.perf_counter() - start}
+
+
+def _initial_images(settings: FederationSettings) -> torch.Tensor:
+    cfg = settings.config
+    spec = dataset_spec(cfg.data.name, root=cfg.data.root)
+    gen = make_generator(cfg.seed, "federated", "init")
+    return torch.randn((spec.num_classes * cfg.method.ipc, *spec.shape), generator=gen)
+
+
+def _ledger(settings: FederationSettings, rounds: int) -> PrivacyLedger:
+    kind = settings.defence.kind
+    if kind == "localdp-gaussian":
+        return PrivacyLedger("gaussian", settings.defence.noise_multiplier, rounds, settings.delta, settings.accountant)
+    mechanism = {"ldpo-rld": "ldpo-rld", "localdp-laplace": "laplace-per-coordinate"}.get(kind, "none")
+    return PrivacyLedger(mechanism, rounds=rounds)
+
+
+def serve(grid: Any, settings: FederationSettings) -> Artifact:
+    """The ServerApp's main loop on a Flower ``Grid`` (simulation or deployment)."""
+    from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, RecordDict
+
+    images, first, history = _initial_images(settings), 0, []
+    if settings.checkpoint.is_file():
+        state = torch.load(settings.checkpoint, weights_only=True)
+        images, first, history = state["images"], int(state["round"]), list(state["history"])
+        log.info("resumed the federation from %s at round %d", settings.checkpoint, first)
+    for round_ in range(first, settings.rounds):
+        nodes = _wait_for_nodes(grid, settings)
+        record = {**settings.to_record(), "round": round_}
+        messages = [Message(content=RecordDict({"arrays": ArrayRecord({"images": images}),
+                                                "config": ConfigRecord(record)}),
+                            message_type=MessageType.TRAIN, dst_node_id=node) for node in nodes]
+        replies = list(grid.send_and_receive(messages, timeout=settings.timeout))
+        accepted, weights, losses = [], [], []
+        for reply in replies:
+            reason = None
+            if reply.has_error():
+                reason = f"error: {reply.error.reason}"
+            else:
+                try:
+                    new = reply.content["arrays"].to_torch_state_dict()["images"]
+                    weight = float(reply.content["metrics"]["num-examples"])
+                except (KeyError, TypeError, ValueError) as exc:
+                    reason, new, weight = f"malformed reply ({exc})", None, 0.0
+                reason = reason or check_reply(new, images)
+            if reason is not None:
+                log.warning("round %d: refused the reply of node %s: %s", round_, reply.metadata.src_node_id, reason)
+                continue
+            accepted.append(new)
+            weights.append(weight)
+            losses.append(float(reply.content["metrics"].get("loss", float("nan"))))
+        if len(accepted) < settings.min_clients:
+            raise ConfigError(f"round {round_}: {len(accepted)} usable replies of {len(nodes)} clients, fewer than "
+                              f"min_clients={settings.min_clients}; the set so far is in {settings.checkpoint}")
+        images = aggregate(settings.aggregator, accepted, weights, settings.trim).to(images.dtype)
+        history.append({"round": round_, "clients": len(nodes), "accepted": len(accepted),
+                        "loss": sum(losses) / len(losses)})
+        settings.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        blob = _checkpoint_bytes(images, round_ + 1, history)
+        atomic_write_bytes(settings.checkpoint, blob)
+        log.info("round %d: %d/%d replies aggregated, mean matching loss %.4f", round_, len(accepted), len(nodes),
+                 history[-1]["loss"])
+    cfg = settings.config
+    spec = dataset_spec(cfg.data.name, root=cfg.data.root)
+    info = {"federated": {"clients": settings.clients, "rounds": settings.rounds, "split": settings.split,
+                          "aggregator": settings.aggregator, "defence": settings.defence.to_dict(),
+                          "history": history}}
+    return save_artifact(settings.out, images, class_labels(spec.num_classes, cfg.method.ipc, images.device),
+                         spec=spec, method=f"sfdd-{cfg.method.name}", ipc=cfg.method.ipc, seed=cfg.seed,
+                         config=config_to_dict(cfg), privacy=_ledger(settings, settings.rounds).to_dict(), info=info)
+
+
+def _checkpoint_bytes(images: torch.Tensor, round_: int, history: list[dict[str, Any]]) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    torch.save({"images": images, "round": round_, "history": history}, buffer)
+    return buffer.getvalue()
+
+
+def _wait_for_nodes(grid: Any, settings: FederationSettings, poll: float = 1.0) -> list[int]:
+    deadline = time.monotonic() + settings.timeout
+    while True:
+        nodes = sorted(grid.get_node_ids())
+        if len(nodes) >= settings.min_clients:
+            return nodes
+        if time.monotonic() > deadline:
+            raise ConfigError(f"only {len(nodes)} clients connected within {settings.timeout:.0f} s; "
+                              f"min_clients={settings.min_clients}")
+        time.sleep(poll)
+
+
+def make_server_app(settings: FederationSettings) -> Any:
+    """A Flower ``ServerApp`` running :func:`serve` with ``settings``."""
+    from flwr.serverapp import ServerApp
+
+    app = ServerApp()
+
+    @app.main()
+    def _main(grid: Any, context: Any) -> None:
+        serve(grid, settings)
+
+    return app
+
+
+def make_client_app() -> Any:
+    """A Flower ``ClientApp`` whose train handler runs :func:`client_train` on its partition."""
+    from flwr.app import ArrayRecord, Message, MetricRecord, RecordDict
+    from flwr.clientapp import ClientApp
+
+    app = ClientApp()
+
+    @app.train()
+    def _train(msg: Any, context: Any) -> Any:
+        content = {"images": msg.content["arrays"].to_torch_state_dict()["images"], "config": msg.content["config"]}
+        images, metrics = client_train(content, int(context.node_config["partition-id"]))
+        return Message(content=RecordDict({"arrays": ArrayRecord({"images": images.contiguous()}),
+                                           "metrics": MetricRecord(metrics)}), reply_to=msg)
+
+    return app
+
+
+def run_federation(settings: FederationSettings, *, verbose: bool = False) -> Artifact:
+    """Run the federation on Flower's simulation engine (one process per concurrent client)."""
+    from flwr.simulation import run_simulation
+
+    run_simulation(server_app=make_server_app(settings), client_app=make_client_app(),
+                   num_supernodes=settings.clients,
+                   backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0}},
+                   verbose_logging=verbose)
+    from securedd.artifacts import load_artifact
+
+    return load_artifact(settings.out)

@@ -1,0 +1,98 @@
+"""One client's round of SFDD: gradient matching on its shard, from the global set it was sent.
+
+The update is centralised DC's (or DSA's) iteration, the same code (:class:`DCMethod`),
+not a second implementation: a fresh network seeded for this client and round, the outer
+loop of matching steps on the shard's real images with the network trained on the set
+between them (the inner loop). The client returns its updated copy of the set. Defences
+(:class:`Defence`) change the matching loss's labels (LDPO-RLD) or the returned update
+(LocalDP).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from securedd.config import RunConfig
+from securedd.data.spec import RealData
+from securedd.distill.base import METHODS, DistillContext
+from securedd.distill.gradient_matching import DCMethod
+from securedd.errors import ConfigError
+from securedd.federated.defences import DISPERSIONS, gaussian_local_dp, laplace_local_dp, ldpo_rld_targets
+from securedd.rng import derive_seed, make_generator
+
+__all__ = ["DEFENCES", "Defence", "local_update"]
+
+DEFENCES = ("none", "ldpo-rld", "localdp-laplace", "localdp-gaussian")
+
+
+@dataclass(frozen=True)
+class Defence:
+    """A client-side defence and its settings (REFERENCE section 4).
+
+    ``ldpo-rld``: ``k`` other classes, mass ``eps``, ``dispersion`` linear or uniform.
+    ``localdp-laplace``: per-coordinate ``clamp`` and Laplace ``scale`` (the paper's).
+    ``localdp-gaussian``: L2 ``clip`` of the update and ``noise_multiplier``.
+    """
+
+    kind: str = "none"
+    k: int = 9
+    eps: float = 9 / 11
+    dispersion: str = "linear"
+    clamp: float = 1.0
+    scale: float = 0.1
+    clip: float = 1.0
+    noise_multiplier: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in DEFENCES:
+            raise ConfigError(f"the defence must be one of {', '.join(DEFENCES)}; got '{self.kind}'")
+        if self.kind == "ldpo-rld" and self.dispersion not in DISPERSIONS:
+            raise ConfigError(f"the LDPO-RLD dispersion must be one of {', '.join(DISPERSIONS)}; "
+                              f"got '{self.dispersion}'")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def local_update(config: RunConfig, shard: RealData, images: torch.Tensor, labels: torch.Tensor, *,
+                 client: int, round_: int, defence: Defence = Defence()) -> tuple[torch.Tensor, float]:
+    """The client's updated set (and its mean matching loss) after one round on ``shard``.
+
+    Args:
+        config: the run config (``method.name`` dc or dsa and its settings); the seed of
+            this update is derived from ``config.seed``, the client and the round.
+        shard: the client's real training images.
+        images: (N, C, H, W) the global set ``S^g`` as sent; not modified.
+        labels: (N,) its hard labels (class-major, ``ipc`` per class).
+    """
+    method_cls = METHODS.get(config.method.name)
+    if not issubclass(method_cls, DCMethod):
+        raise ConfigError(f"federated distillation runs gradient matching (dc or dsa); got '{config.method.name}'")
+    seeded = dataclasses.replace(config, seed=derive_seed(config.seed, "client", client, "round", round_))
+    ctx = DistillContext(seeded, shard)
+    method = method_cls(method_cls.parse_params(config.method.params), ctx)
+    if defence.kind == "ldpo-rld":
+        gen = ctx.generator("ldpo-rld")
+        k = shard.spec.num_classes
+        method.label_targets = lambda y: ldpo_rld_targets(y, k, defence.k, defence.eps, defence.dispersion, gen)
+    syn = method.init_synthetic()
+    syn = dataclasses.replace(syn, images=images.detach().clone().to(ctx.device).requires_grad_(True),
+                              labels=labels.to(ctx.device))
+    opt = method.optimizer(syn)
+    losses = []
+    for loss in method.losses(syn, round_):
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    update = syn.images.detach().cpu() - images
+    gen = make_generator(seeded.seed, "localdp")
+    if defence.kind == "localdp-laplace":
+        update = laplace_local_dp(update, defence.clamp, defence.scale, gen)
+    elif defence.kind == "localdp-gaussian":
+        update = gaussian_local_dp(update, defence.clip, defence.noise_multiplier, gen)
+    return images + update, sum(losses) / max(len(losses), 1)

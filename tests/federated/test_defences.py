@@ -1,0 +1,59 @@
+"""LDPO-RLD targets, the two LocalDP mechanisms and the privacy ledger's epsilon."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from securedd.errors import ConfigError
+from securedd.federated.defences import PrivacyLedger, gaussian_local_dp, laplace_local_dp, ldpo_rld_targets
+
+
+def test_ldpo_rld_linear_matches_the_prototype_setting():
+    labels = torch.arange(10).repeat(50)
+    t = ldpo_rld_targets(labels, 10, k=9, eps=9 / 11, dispersion="linear", generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(t.sum(1), torch.ones(500))
+    assert torch.allclose(t[torch.arange(500), labels], torch.full((500,), 10 / 55))
+    for row, y in zip(t, labels, strict=True):  # the other nine classes get 1/55 ... 9/55, one each
+        others = torch.cat([row[:y], row[y + 1 :]]).sort().values
+        assert torch.allclose(others, torch.arange(1, 10) / 55)
+    assert torch.equal(t.argmax(1), labels)  # eps = 9/11 < (k+1)/(k+3) = 10/12: the true class stays on top
+    over = ldpo_rld_targets(labels, 10, 9, 0.9, "linear", torch.Generator().manual_seed(0))
+    assert not (over.argmax(1) == labels).any()  # past the bound, the top-ranked other class wins
+    rankings = {tuple(row.tolist()) for row in t[labels == 0]}
+    assert len(rankings) > 40  # a fresh random ranking per image
+
+
+def test_ldpo_rld_uniform_and_small_k_keep_the_true_class_on_top():
+    labels = torch.arange(10).repeat(20)
+    t = ldpo_rld_targets(labels, 10, k=3, eps=0.3, dispersion="uniform", generator=torch.Generator().manual_seed(1))
+    assert torch.equal(t.argmax(1), labels) and ((t > 0).sum(1) == 4).all()
+    assert torch.allclose(t.sum(1), torch.ones(200))
+    with pytest.raises(ConfigError, match="dispersion"):
+        ldpo_rld_targets(labels, 10, 3, 0.3, "zipf", torch.Generator())
+    with pytest.raises(ConfigError, match="1 <= k < 10"):
+        ldpo_rld_targets(labels, 10, 10, 0.3, "linear", torch.Generator())
+
+
+def test_local_dp_mechanisms():
+    gen = torch.Generator().manual_seed(0)
+    update = torch.randn(100_000, generator=gen) * 5
+    noisy = laplace_local_dp(update, clamp=1.0, scale=0.5, generator=gen)
+    noise = noisy - update.clamp(-1, 1)
+    assert abs(float(noise.abs().mean()) - 0.5) < 0.01  # Laplace(b): E|X| = b
+    clipped = gaussian_local_dp(update, clip=2.0, noise_multiplier=0.0, generator=gen)
+    assert math.isclose(float(clipped.norm()), 2.0, rel_tol=1e-5)
+    noisy = gaussian_local_dp(update, clip=2.0, noise_multiplier=1.5, generator=gen)
+    assert abs(float((noisy - clipped).std()) - 6.0) < 0.05  # sigma = z * 2C
+
+
+def test_ledger_epsilon_matches_the_reference_values():
+    rdp = PrivacyLedger("gaussian", noise_multiplier=1.0, rounds=100, delta=1e-5, accountant="rdp")
+    pld = PrivacyLedger("gaussian", noise_multiplier=1.0, rounds=100, delta=1e-5, accountant="pld")
+    assert abs(rdp.epsilon() - 96.1) / 96.1 < 0.05 and abs(pld.epsilon() - 91.8) / 91.8 < 0.05
+    assert abs(PrivacyLedger("gaussian", 6.38, 100, 1e-5, "rdp").epsilon() - 8) < 0.5
+    heuristic = PrivacyLedger("ldpo-rld", rounds=100)
+    assert heuristic.epsilon() is None and "epsilon" not in heuristic.to_dict()
+    assert rdp.to_dict()["epsilon"] == pytest.approx(rdp.epsilon())
