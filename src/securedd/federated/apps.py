@@ -18,12 +18,14 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 from securedd.artifacts import Artifact, atomic_write_bytes, save_artifact
 from securedd.config import RunConfig, config_from_dict, config_to_dict
@@ -37,7 +39,8 @@ from securedd.federated.defences import PrivacyLedger
 from securedd.federated.shards import make_shards
 from securedd.rng import make_generator
 
-__all__ = ["FederationSettings", "make_client_app", "make_server_app", "run_federation", "serve"]
+__all__ = ["FederationSettings", "Reply", "client_train", "make_client_app", "make_server_app", "run_federation",
+           "run_server", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +61,7 @@ class FederationSettings:
     accountant: str = "rdp"
     delta: float = 1e-5
     out: str = "federated.safetensors"
+    progress: bool = True
 
     def __post_init__(self) -> None:
         AGGREGATORS.get(self.aggregator)
@@ -115,50 +119,54 @@ def _ledger(settings: FederationSettings, rounds: int) -> PrivacyLedger:
     return PrivacyLedger(mechanism, rounds=rounds)
 
 
-def serve(grid: Any, settings: FederationSettings) -> Artifact:
-    """The ServerApp's main loop on a Flower ``Grid`` (simulation or deployment)."""
-    from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, RecordDict
+@dataclass
+class Reply:
+    """One client's answer to a round: its set and shard size, or why there is none."""
 
+    node: int
+    images: Any = None
+    weight: float = 0.0
+    loss: float = float("nan")
+    error: str | None = None
+
+
+Exchange = Callable[[torch.Tensor, dict[str, Any]], tuple[int, list[Reply]]]
+"""``(S^g, settings record) -> (clients asked, replies)``: one round's messages out and back."""
+
+
+def run_server(settings: FederationSettings, exchange: Exchange) -> Artifact:
+    """The server's rounds over any transport (:func:`serve` is the Flower one).
+
+    Refuses error replies and replies :func:`check_reply` rejects, aggregates the rest
+    when at least ``min_clients`` remain, checkpoints after every round and resumes from
+    the checkpoint when it exists.
+    """
     images, first, history = _initial_images(settings), 0, []
     if settings.checkpoint.is_file():
         state = torch.load(settings.checkpoint, weights_only=True)
         images, first, history = state["images"], int(state["round"]), list(state["history"])
         log.info("resumed the federation from %s at round %d", settings.checkpoint, first)
-    for round_ in range(first, settings.rounds):
-        nodes = _wait_for_nodes(grid, settings)
-        record = {**settings.to_record(), "round": round_}
-        messages = [Message(content=RecordDict({"arrays": ArrayRecord({"images": images}),
-                                                "config": ConfigRecord(record)}),
-                            message_type=MessageType.TRAIN, dst_node_id=node) for node in nodes]
-        replies = list(grid.send_and_receive(messages, timeout=settings.timeout))
+    for round_ in tqdm(range(first, settings.rounds), desc="federate", initial=first, total=settings.rounds,
+                       disable=not settings.progress):
+        asked, replies = exchange(images, {**settings.to_record(), "round": round_})
         accepted, weights, losses = [], [], []
         for reply in replies:
-            reason = None
-            if reply.has_error():
-                reason = f"error: {reply.error.reason}"
-            else:
-                try:
-                    new = reply.content["arrays"].to_torch_state_dict()["images"]
-                    weight = float(reply.content["metrics"]["num-examples"])
-                except (KeyError, TypeError, ValueError) as exc:
-                    reason, new, weight = f"malformed reply ({exc})", None, 0.0
-                reason = reason or check_reply(new, images)
+            reason = reply.error or check_reply(reply.images, images)
             if reason is not None:
-                log.warning("round %d: refused the reply of node %s: %s", round_, reply.metadata.src_node_id, reason)
+                log.warning("round %d: refused the reply of node %s: %s", round_, reply.node, reason)
                 continue
-            accepted.append(new)
-            weights.append(weight)
-            losses.append(float(reply.content["metrics"].get("loss", float("nan"))))
+            accepted.append(reply.images)
+            weights.append(reply.weight)
+            losses.append(reply.loss)
         if len(accepted) < settings.min_clients:
-            raise ConfigError(f"round {round_}: {len(accepted)} usable replies of {len(nodes)} clients, fewer than "
+            raise ConfigError(f"round {round_}: {len(accepted)} usable replies of {asked} clients, fewer than "
                               f"min_clients={settings.min_clients}; the set so far is in {settings.checkpoint}")
         images = aggregate(settings.aggregator, accepted, weights, settings.trim).to(images.dtype)
-        history.append({"round": round_, "clients": len(nodes), "accepted": len(accepted),
+        history.append({"round": round_, "clients": asked, "accepted": len(accepted),
                         "loss": sum(losses) / len(losses)})
         settings.checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        blob = _checkpoint_bytes(images, round_ + 1, history)
-        atomic_write_bytes(settings.checkpoint, blob)
-        log.info("round %d: %d/%d replies aggregated, mean matching loss %.4f", round_, len(accepted), len(nodes),
+        atomic_write_bytes(settings.checkpoint, _checkpoint_bytes(images, round_ + 1, history))
+        log.info("round %d: %d/%d replies aggregated, mean matching loss %.4f", round_, len(accepted), asked,
                  history[-1]["loss"])
     cfg = settings.config
     spec = dataset_spec(cfg.data.name, root=cfg.data.root)
@@ -168,6 +176,32 @@ def serve(grid: Any, settings: FederationSettings) -> Artifact:
     return save_artifact(settings.out, images, class_labels(spec.num_classes, cfg.method.ipc, images.device),
                          spec=spec, method=f"sfdd-{cfg.method.name}", ipc=cfg.method.ipc, seed=cfg.seed,
                          config=config_to_dict(cfg), privacy=_ledger(settings, settings.rounds).to_dict(), info=info)
+
+
+def serve(grid: Any, settings: FederationSettings) -> Artifact:
+    """The ServerApp's main loop on a Flower ``Grid`` (simulation or deployment engine)."""
+    from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, RecordDict
+
+    def exchange(images: torch.Tensor, record: dict[str, Any]) -> tuple[int, list[Reply]]:
+        nodes = _wait_for_nodes(grid, settings)
+        messages = [Message(content=RecordDict({"arrays": ArrayRecord({"images": images}),
+                                                "config": ConfigRecord(record)}),
+                            message_type=MessageType.TRAIN, dst_node_id=node) for node in nodes]
+        return len(nodes), [_reply(m) for m in grid.send_and_receive(messages, timeout=settings.timeout)]
+
+    return run_server(settings, exchange)
+
+
+def _reply(message: Any) -> Reply:
+    node = message.metadata.src_node_id
+    if message.has_error():
+        return Reply(node, error=f"error: {message.error.reason}")
+    try:
+        metrics = message.content["metrics"]
+        return Reply(node, message.content["arrays"].to_torch_state_dict()["images"], float(metrics["num-examples"]),
+                     float(metrics.get("loss", float("nan"))))
+    except (KeyError, TypeError, ValueError) as exc:
+        return Reply(node, error=f"malformed reply ({exc})")
 
 
 def _checkpoint_bytes(images: torch.Tensor, round_: int, history: list[dict[str, Any]]) -> bytes:

@@ -1,0 +1,44 @@
+"""A client's round: DC's own iteration on its shard, deterministic, with the defences applied."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from securedd.config import RunConfig, apply_overrides
+from securedd.errors import ConfigError
+from securedd.federated.client import Defence, local_update
+
+
+def _cfg(*extra: str) -> RunConfig:
+    return apply_overrides(RunConfig(), ["data.name=digits", "method.name=dc", "method.ipc=1", "model=convnet_tiny",
+                                         "seed=0", *extra])
+
+
+@pytest.fixture(scope="module")
+def shard(digits_train):
+    return digits_train.subset(torch.arange(0, len(digits_train), 3))
+
+
+def test_local_update_is_deterministic_and_leaves_the_sent_set_alone(shard):
+    images, labels = torch.randn(10, 1, 8, 8, generator=torch.Generator().manual_seed(0)), torch.arange(10)
+    sent = images.clone()
+    a, loss = local_update(_cfg(), shard, images, labels, client=0, round_=0)
+    b, _ = local_update(_cfg(), shard, images, labels, client=0, round_=0)
+    c, _ = local_update(_cfg(), shard, images, labels, client=1, round_=0)
+    assert torch.equal(images, sent) and torch.equal(a, b) and not torch.equal(a, c)
+    assert loss > 0 and not torch.equal(a, images)
+
+
+def test_defences_change_the_update_as_specified(shard):
+    images, labels = torch.randn(10, 1, 8, 8, generator=torch.Generator().manual_seed(0)), torch.arange(10)
+    plain, _ = local_update(_cfg(), shard, images, labels, client=0, round_=0)
+    dispersed, _ = local_update(_cfg(), shard, images, labels, client=0, round_=0, defence=Defence("ldpo-rld"))
+    assert not torch.allclose(plain, dispersed)
+    clipped, _ = local_update(_cfg(), shard, images, labels, client=0, round_=0,
+                              defence=Defence("localdp-gaussian", clip=0.01, noise_multiplier=0.0))
+    assert float((clipped - images).norm()) == pytest.approx(0.01, rel=1e-4)
+    with pytest.raises(ConfigError, match="gradient matching"):
+        local_update(_cfg("method.name=dm"), shard, images, labels, client=0, round_=0)
+    with pytest.raises(ConfigError, match="defence must be one of"):
+        Defence("secure-aggregation")
