@@ -15,6 +15,7 @@ from securedd.cli import (
     distill_cmd,
     evaluate_cmd,
     experts_cmd,
+    federate_cmd,
     list_cmd,
     pool_cmd,
     secure_cmd,
@@ -25,7 +26,7 @@ from securedd.errors import Interrupted, SecureddError
 from securedd.rng import seed_globals
 
 SUBCOMMANDS = (demo_cmd, distill_cmd, evaluate_cmd, show_cmd, list_cmd, experts_cmd, secure_cmd, attack_cmd, pool_cmd,
-               applications_cmd)
+               applications_cmd, federate_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
