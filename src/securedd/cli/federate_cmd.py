@@ -27,6 +27,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "--defence localdp-gaussian --clip 1 --noise-multiplier 1 --accountant pld --out dp.safetensors",
             "securedd federate --dataset mnist --method dc --ipc 10 --clients 10 --split dirichlet:0.5 "
             "--aggregator median --data-root ~/data --out skew.safetensors",
+            "securedd federate --dataset mnist --method dc --ipc 1 --clients 3 --rounds 100 --data-root ~/data "
+            "--deploy-app sfdd-app --out /shared/sfdd.safetensors",
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -48,6 +50,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--accountant", default="rdp", choices=("rdp", "pld"), help="privacy accountant (default: rdp)")
     p.add_argument("--delta", type=float, default=1e-5, help="delta of the reported epsilon")
     p.add_argument("--out", "-o", metavar="FILE", help="the artifact (default: out/...)")
+    p.add_argument("--deploy-app", metavar="DIR",
+                   help="instead of simulating, write the app folder for Flower's deployment engine (flwr run DIR)")
     p.set_defaults(run=run)
 
 
@@ -68,6 +72,13 @@ def run(args: argparse.Namespace) -> int:
                                   aggregator=args.aggregator, trim=args.trim,
                                   min_clients=args.min_clients or args.clients, defence=defence,
                                   accountant=args.accountant, delta=args.delta, out=str(out), progress=not args.quiet)
+    if args.deploy_app:
+        from securedd.federated.deploy import write_app
+
+        folder = write_app(args.deploy_app, settings)
+        echo(f"wrote {folder / 'pyproject.toml'}; start a SuperLink and {args.clients} SuperNodes "
+             f"(--node-config partition-id=0..{args.clients - 1}), then: flwr run {folder} CONNECTION --stream")
+        return 0
     start = time.perf_counter()
     art = run_federation(settings)
     ledger = art.metadata.get("privacy", {})
