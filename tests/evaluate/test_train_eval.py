@@ -4,7 +4,7 @@ import torch
 from securedd.data import load_dataset
 from securedd.errors import MismatchError
 from securedd.evaluate import TrainSettings, class_variance, evaluate_set, normalized_per_class
-from securedd.evaluate.train_eval import replay_steps, score_model
+from securedd.evaluate.train_eval import replay_steps, score_model, train_model
 
 
 def _subset(data, per_class):
@@ -115,3 +115,15 @@ def test_training_in_pieces_matches_whole_batches(digits_train, soft):
         trained.append(train_model(model, x, labels, settings, torch.Generator().manual_seed(2)))
     for a, b in zip(trained[0].parameters(), trained[1].parameters(), strict=True):
         assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_one_epoch_trains_at_the_full_rate():
+    """The rate drops at half-way; with one epoch there is no half-way, so it never drops."""
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2))
+    x, y = torch.randn(8, 1, 2, 2, generator=torch.Generator().manual_seed(0)), torch.tensor([0, 1] * 4)
+    start = [p.detach().clone() for p in net.parameters()]
+    grads = torch.autograd.grad(torch.nn.functional.cross_entropy(net(x), y), list(net.parameters()))
+    train_model(net, x, y, TrainSettings(epochs=1, lr=0.01, momentum=0.0, weight_decay=0.0, batch_size=8, chunk=0),
+                torch.Generator().manual_seed(0))
+    for p, p0, g in zip(net.parameters(), start, grads, strict=True):
+        assert torch.allclose(p, p0 - 0.01 * g, atol=1e-7)

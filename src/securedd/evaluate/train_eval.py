@@ -83,7 +83,7 @@ def train_model(
     """Train ``model`` in place on ``images`` (N, C, H, W) and ``labels`` (hard or soft)."""
     opt = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=settings.momentum,
                           weight_decay=settings.weight_decay)
-    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[settings.epochs // 2], gamma=0.1)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[max(1, settings.epochs // 2)], gamma=0.1)
     dsa = DSA(settings.dsa_strategy) if settings.dsa_strategy else None
     cutmix = CutMix(settings.cutmix_prob, settings.cutmix_beta) if settings.cutmix_prob > 0 else None
     n = images.shape[0]
