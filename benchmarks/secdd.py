@@ -3,7 +3,8 @@
 Distils the ``secdd`` preset for MNIST (LeNet, 10 images frozen as random noise, learned
 soft labels and step rates) at ``--iterations`` with a fresh key, signs the artifact, then:
 
-- the key holder: the key's network trained by the artifact (``securedd train``);
+- the key holder: the key's network trained by the artifact (``securedd train``); the set and key
+  are kept in ``--work``, so a stopped evaluation reruns without distilling again;
 - the right architecture with ``--seeds`` other seeds (mean and max test accuracy);
 - every other architecture in the zoo that takes 28x28 grey images, ``--arch-seeds`` seeds
   each (the max per architecture);
@@ -26,10 +27,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -43,8 +44,10 @@ RESULTS = HERE / "results" / "secdd.json"
 GRID = HERE.parent / "docs" / "images" / "secdd_neighbours.png"
 
 
-def run(iterations: int, extra: list[str], seeds: int, arch_seeds: int, data_root: str, grid: Path) -> dict:
+def run(iterations: int, extra: list[str], seeds: int, arch_seeds: int, data_root: str, grid: Path,
+        folder: Path) -> dict:
     from securedd.api import distill
+    from securedd.artifacts import load_artifact
     from securedd.config import apply_overrides
     from securedd.data import load_dataset
     from securedd.presets import find_preset
@@ -65,19 +68,19 @@ def run(iterations: int, extra: list[str], seeds: int, arch_seeds: int, data_roo
     test = load_dataset("mnist", "test", root=data_root, spec=train.spec)
     preset = find_preset("secdd", "mnist", 1)
     assert preset is not None
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        cfg = apply_overrides(preset.config(), [f"method.iterations={iterations}", f"method.key='{folder / 'k.key'}'",
-                                                *extra])
-        out = folder / "secret.safetensors"
-        start = time.perf_counter()
-        art = distill(cfg, out=out, real=train, progress=True)
-        seconds = time.perf_counter() - start
-        key = load_key(folder / "k.key")
-        private, public = generate_signing_keys(folder / "sender")
-        sig = sign_artifact(out, private)
-        verify_artifact(out, public)
-        sent = out.stat().st_size + sig.stat().st_size
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg = apply_overrides(preset.config(), [f"method.iterations={iterations}", f"method.key='{folder / 'k.key'}'",
+                                            *extra])
+    out = folder / "secret.safetensors"
+    start = time.perf_counter()
+    reused = out.is_file()  # distilled by an earlier run whose evaluation was stopped: evaluate that set
+    art = load_artifact(out) if reused else distill(cfg, out=out, real=train, progress=True)
+    seconds = None if reused else round(time.perf_counter() - start, 1)
+    key = load_key(folder / "k.key")
+    private, public = generate_signing_keys(folder / "sender")
+    sig = sign_artifact(out, private)
+    verify_artifact(out, public)
+    sent = out.stat().st_size + sig.stat().st_size
     holder = replay_key(art, key, test).accuracy
     half = dataclasses.replace(art, images=art.images.half().float(), labels=art.labels.half().float())
     holder_half = replay_key(half, key, test).accuracy  # what a float16 payload (distill --half) would give
@@ -95,7 +98,7 @@ def run(iterations: int, extra: list[str], seeds: int, arch_seeds: int, data_roo
     real = train.spec.denormalize(train.images[look["nearest_index"]].float())
     save_neighbour_grid(art, real, look["distance"], look["ssim"], grid)
     return {
-        "iterations": iterations, "overrides": extra, "seconds": round(seconds, 1), "threads": torch.get_num_threads(),
+        "iterations": iterations, "overrides": extra, "seconds": seconds, "threads": torch.get_num_threads(),
         "model": key.model, "final_loss": art.metadata["info"]["final_loss"],
         "key_holder": round(holder, 2), "key_holder_float16_payload": round(holder_half, 2),
         "other_seeds": {"n": seeds, "mean": round(sum(other_seeds) / seeds, 2), "max": round(max(other_seeds), 2)},
@@ -117,13 +120,15 @@ def main() -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra config overrides")
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--grid", type=Path, default=GRID)
+    p.add_argument("--work", type=Path, default=HERE / "work" / "secdd", help="where the set and its key are kept")
     args = p.parse_args()
     if not args.data_root:
         p.error("--data-root (or SECUREDD_DATA) is required")
     results = load_results(args.out)
     key = "|".join([str(args.iterations), *args.set])
     if key not in results:
-        results[key] = run(args.iterations, args.set, args.seeds, args.arch_seeds, args.data_root, args.grid)
+        folder = args.work / hashlib.sha256(key.encode()).hexdigest()[:12]  # the set and key, kept for a rerun
+        results[key] = run(args.iterations, args.set, args.seeds, args.arch_seeds, args.data_root, args.grid, folder)
         save_results(args.out, results)
     print(json.dumps(results[key], indent=1))
 
