@@ -41,7 +41,6 @@ sys.path.insert(0, str(HERE))
 from results_io import load_results, save_results  # noqa: E402
 
 RESULTS = HERE / "results" / "dd.json"
-FIXED_LRS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3)
 CASES = {"dd-fixed": ("dd", 1), "sldd-fixed": ("sldd", 1), "dd-random": ("dd", 10)}
 PUBLISHED = {"dd-fixed": "94", "sldd-fixed": "~96", "dd-random": "77.3 ± 4.5"}
 
@@ -52,6 +51,7 @@ def run_case(case: str, iterations: int, extra: list[str], inits: int, data_root
     from securedd.data import load_dataset
     from securedd.distill import run_method
     from securedd.evaluate import evaluate_set
+    from securedd.evaluate.applications import FIXED_LRS
     from securedd.presets import find_preset
 
     method, ipc = CASES[case]

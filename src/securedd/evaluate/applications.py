@@ -22,6 +22,7 @@ chosen on the test split, as the paper reports it; the distilled set gets no suc
 
 from __future__ import annotations
 
+import copy
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,7 +36,6 @@ from securedd.data.sampler import ClassBalancedSampler
 from securedd.data.spec import RealData
 from securedd.errors import MismatchError
 from securedd.evaluate.train_eval import TrainSettings, replay_steps, score_model, train_model
-from securedd.models.pool import load_pool
 from securedd.rng import make_generator
 
 __all__ = ["FIXED_LRS", "ApplicationReport", "Arm", "adaptation_report", "poison_scores", "poisoning_report"]
@@ -102,16 +102,16 @@ def poison_scores(model: torch.nn.Module, test: RealData, attacked: int, target:
             "accuracy_wrt_incorrect_labels": float((preds == wrong).float().mean() * 100)}
 
 
-def _held_out(art: Artifact) -> list[Callable[[], torch.nn.Module]]:
+def _held_out(art: Artifact) -> list[torch.nn.Module]:
+    """The pool's held-out networks, each loaded (and checked) once."""
+    from securedd.api import replay_setup
+
     hints = art.metadata.get("evaluation", {})
     if hints.get("init") != "pool":
         raise MismatchError("this set was not distilled on a network pool (method.init=pool): the applications "
                             "adapt or attack trained networks; distil with `securedd adapt` or `securedd poison`")
-    pool, held_out = load_pool(hints["pool"]), [int(i) for i in hints["held_out"]]
-    if not held_out:
-        raise MismatchError("the set was distilled on its whole pool: set method.held_out >= 1 to keep networks "
-                            "it never saw for scoring")
-    return [lambda i=i: pool.network(i) for i in held_out]
+    models, runs, network = replay_setup(hints, art.spec, None, 0, seed=0)
+    return [network(models[0], run) for run in range(runs)]
 
 
 def _random_real(real: RealData, ipc: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -119,13 +119,13 @@ def _random_real(real: RealData, ipc: int, seed: int) -> tuple[torch.Tensor, tor
     return ClassBalancedSampler(real, make_generator(seed, "applications", "random-real")).balanced(ipc)
 
 
-def _run_arms(art: Artifact, nets: list[Callable[[], torch.nn.Module]], updates: dict[str, Callable],
+def _run_arms(nets: list[torch.nn.Module], updates: dict[str, Callable],
               score: Callable[[torch.nn.Module], dict[str, float]], progress: bool) -> dict[str, Arm]:
     arms = {name: Arm(name) for name in updates}
     bar = tqdm(total=len(nets) * len(updates), desc="applications", disable=not progress)
-    for make in nets:
+    for held_out in nets:
         for name, update in updates.items():
-            net = make()
+            net = copy.deepcopy(held_out)
             update(net)
             arms[name].per_network.append(score(net))
             bar.update()
@@ -144,6 +144,13 @@ def _replay(images: torch.Tensor, labels: torch.Tensor, lrs: torch.Tensor, steps
     return lambda net: replay_steps(net, images, labels, lrs, steps, num_classes)
 
 
+def _step_arms(art: Artifact, x: torch.Tensor, y: torch.Tensor, steps: int, k: int) -> dict[str, Callable]:
+    """The distilled steps, and the real images ``x, y`` in the same steps at learned and at each fixed rate."""
+    return {"distilled": _replay(art.images, art.labels, art.lrs, steps, k),
+            "random real, learned lrs": _replay(x, y, art.lrs, steps, k),
+            **{f"lr={lr}": _replay(x, y, torch.full_like(art.lrs, lr), steps, k) for lr in FIXED_LRS}}
+
+
 def adaptation_report(art: Artifact, test: RealData, real: RealData, *, finetune_epochs: int = 1, seed: int = 0,
                       progress: bool = True) -> ApplicationReport:
     """Distilled adaptation of held-out source networks to ``art``'s dataset, beside the baselines.
@@ -160,15 +167,13 @@ def adaptation_report(art: Artifact, test: RealData, real: RealData, *, finetune
     x, y = _random_real(real, ipc, seed)
     updates: dict[str, Callable] = {
         "no adaptation": lambda net: None,
-        "distilled": _replay(art.images, art.labels, art.lrs, steps, k),
-        "random real, learned lrs": _replay(x, y, art.lrs, steps, k),
-        **{f"lr={lr}": _replay(x, y, torch.full_like(art.lrs, lr), steps, k) for lr in FIXED_LRS},
+        **_step_arms(art, x, y, steps, k),
     }
     if finetune_epochs > 0:
         settings = TrainSettings(epochs=finetune_epochs, weight_decay=0.0)
         updates["full target data"] = lambda net: train_model(net, real.images, real.labels, settings,
                                                                make_generator(seed, "applications", "finetune"))
-    arms = _run_arms(art, nets, updates, lambda net: {"accuracy": score_model(net, test).accuracy}, progress)
+    arms = _run_arms(nets, updates, lambda net: {"accuracy": score_model(net, test).accuracy}, progress)
     best = _pick_fixed(arms, "accuracy")
     order = ["no adaptation", "distilled", "random real, learned lrs"]
     listed = [arms[n] for n in order] + [best] + ([arms["full target data"]] if finetune_epochs > 0 else [])
@@ -197,12 +202,10 @@ def poisoning_report(art: Artifact, test: RealData, real: RealData, *, seed: int
     y = torch.where(y == attacked, target, y)  # real images with incorrect labels
     updates: dict[str, Callable] = {
         "no attack": lambda net: None,
-        "distilled": _replay(art.images, art.labels, art.lrs, steps, k),
-        "random real, learned lrs": _replay(x, y, art.lrs, steps, k),
-        **{f"lr={lr}": _replay(x, y, torch.full_like(art.lrs, lr), steps, k) for lr in FIXED_LRS},
+        **_step_arms(art, x, y, steps, k),
     }
     metrics = ("attacked_correct", "attacked_as_target", "accuracy_wrt_incorrect_labels")
-    arms = _run_arms(art, nets, updates, lambda net: poison_scores(net, test, attacked, target), progress)
+    arms = _run_arms(nets, updates, lambda net: poison_scores(net, test, attacked, target), progress)
     best = _pick_fixed(arms, "accuracy_wrt_incorrect_labels")
     listed = [arms["no attack"], arms["distilled"], arms["random real, learned lrs"], best]
     return ApplicationReport("poisoning", metrics, listed,

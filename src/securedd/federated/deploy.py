@@ -8,11 +8,11 @@ machine, so nothing is downloaded at run time.
 
 Example (loopback, no TLS)::
 
-    flower-superlink --insecure
-    flower-supernode --insecure --superlink 127.0.0.1:9092 --port 9094 --node-config "partition-id=0"
-    flower-supernode --insecure --superlink 127.0.0.1:9092 --port 9095 --node-config "partition-id=1"
     securedd federate --deploy-app app --dataset digits --clients 2 --rounds 3 model=convnet_tiny
-    flwr run app local-deploy --stream     # with the connection in $FLWR_HOME/config.toml
+    flower-superlink --insecure                         # HTTP on 127.0.0.1:8000
+    flower-supernode --insecure --superlink 127.0.0.1:8000 --port 9094 --node-config "partition-id=0"
+    flower-supernode --insecure --superlink 127.0.0.1:8000 --port 9095 --node-config "partition-id=1"
+    flwr run app local --stream     # [superlink.local] address = "127.0.0.1:8000" in $FLWR_HOME/config.toml
 """
 
 from __future__ import annotations
