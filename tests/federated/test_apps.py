@@ -8,7 +8,7 @@ import torch
 from securedd.artifacts import load_artifact
 from securedd.config import RunConfig, apply_overrides
 from securedd.errors import ConfigError
-from securedd.federated.apps import FederationSettings, Reply, client_train, run_server
+from securedd.federated.apps import FederationSettings, Reply, client_train, run_in_process, run_server
 
 
 def _settings(tmp_path, **kw) -> FederationSettings:
@@ -81,3 +81,5 @@ def test_flower_simulation_engine_runs_the_apps(tmp_path):
     history = art.metadata["info"]["federated"]["history"]
     assert history == [{"round": 0, "clients": 2, "accepted": 2, "loss": pytest.approx(history[0]["loss"])}]
     assert art.method == "sfdd-dc" and art.images.shape == (10, 1, 8, 8)
+    local = run_in_process(_settings(tmp_path / "local", clients=2, rounds=1))
+    assert torch.equal(art.images, local.images)  # the engine moves the messages and changes nothing else

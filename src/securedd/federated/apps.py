@@ -40,7 +40,7 @@ from securedd.federated.shards import make_shards
 from securedd.rng import make_generator
 
 __all__ = ["FederationSettings", "Reply", "client_train", "make_client_app", "make_server_app", "run_federation",
-           "run_server", "serve"]
+           "run_in_process", "run_server", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +176,25 @@ def run_server(settings: FederationSettings, exchange: Exchange) -> Artifact:
     return save_artifact(settings.out, images, class_labels(spec.num_classes, cfg.method.ipc, images.device),
                          spec=spec, method=f"sfdd-{cfg.method.name}", ipc=cfg.method.ipc, seed=cfg.seed,
                          config=config_to_dict(cfg), privacy=_ledger(settings, settings.rounds).to_dict(), info=info)
+
+
+def run_in_process(settings: FederationSettings) -> Artifact:
+    """Run every client in this process, one after another, over the same server loop.
+
+    No messages travel: the clients' work (:func:`client_train`) and the server's
+    (:func:`run_server`) are exactly those of the Flower apps, so a seed gives the same
+    set as :func:`run_federation`. Meant for tests and for benchmarks on one machine,
+    where Flower's per-client processes only add start-up time.
+    """
+
+    def exchange(images: torch.Tensor, record: dict[str, Any]) -> tuple[int, list[Reply]]:
+        replies = []
+        for node in range(settings.clients):
+            updated, metrics = client_train({"images": images.clone(), "config": record}, node)
+            replies.append(Reply(node, updated, metrics["num-examples"], metrics["loss"]))
+        return settings.clients, replies
+
+    return run_server(settings, exchange)
 
 
 def serve(grid: Any, settings: FederationSettings) -> Artifact:
