@@ -13,7 +13,7 @@ import torch  # noqa: E402
 from securedd.artifacts import Artifact  # noqa: E402
 from securedd.data.zca import ZCAWhitening  # noqa: E402
 
-__all__ = ["display_pixels", "save_grid", "save_neighbour_grid"]
+__all__ = ["display_pixels", "save_grid", "save_neighbour_grid", "save_pairs"]
 
 
 def display_pixels(artifact: Artifact) -> torch.Tensor:
@@ -60,20 +60,28 @@ def save_neighbour_grid(artifact: Artifact, real_pixels: torch.Tensor, distances
     ``real_pixels`` (N, C, H, W) in [0, 1], one neighbour per artifact image, with the
     pixel distance and SSIM of each pair written under it.
     """
-    pixels = display_pixels(artifact)[:max_images]
-    n, grey = len(pixels), artifact.spec.channels == 1
+    captions = [f"d {d:.1f}\nssim {s:.2f}" for d, s in zip(distances, ssim, strict=True)]
+    return save_pairs(display_pixels(artifact), real_pixels, captions, path, rows=("sent", "nearest\nreal"),
+                      max_images=max_images)
+
+
+def save_pairs(top: torch.Tensor, bottom: torch.Tensor, captions: list[str], path: str | Path, *,
+               rows: tuple[str, str], max_images: int = 20) -> Path:
+    """PNG: two rows of [0, 1] pixel images (N, C, H, W), pair j in column j with ``captions[j]`` under it."""
+    n = min(len(top), max_images)
+    grey = top.shape[1] == 1
     fig, axes = plt.subplots(2, n, figsize=(1.1 * n + 0.6, 2.9), squeeze=False)
     for j in range(n):
-        for r, img in enumerate((pixels[j], real_pixels[j])):
+        for r, img in enumerate((top[j], bottom[j])):
             ax = axes[r][j]
             ax.set_xticks([])
             ax.set_yticks([])
-            arr = img.permute(1, 2, 0).numpy()
+            arr = img.clamp(0, 1).permute(1, 2, 0).numpy()
             ax.imshow(arr.squeeze(-1) if grey else arr, cmap="gray" if grey else None, vmin=0, vmax=1,
                       interpolation="nearest")
-        axes[1][j].set_xlabel(f"d {distances[j]:.1f}\nssim {ssim[j]:.2f}", fontsize=7)
-    axes[0][0].set_ylabel("sent", fontsize=9)
-    axes[1][0].set_ylabel("nearest\nreal", fontsize=9)
+        axes[1][j].set_xlabel(captions[j], fontsize=7)
+    axes[0][0].set_ylabel(rows[0], fontsize=9)
+    axes[1][0].set_ylabel(rows[1], fontsize=9)
     return _save(fig, path)
 
 

@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from securedd.cli.common import add_run_flags, default_out, echo, examples, print_config, resolve_config
 from securedd.errors import ConfigError
+
+if TYPE_CHECKING:
+    from securedd.federated.client import Defence
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -39,14 +43,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--aggregator", default="mean", help="mean (the paper), fedavg, median or trimmed_mean")
     p.add_argument("--trim", type=float, default=0.2, help="share trimmed at each end by trimmed_mean")
     p.add_argument("--min-clients", type=int, default=None, help="usable replies a round needs (default: all)")
-    p.add_argument("--defence", default="none", help="none, ldpo-rld, localdp-laplace or localdp-gaussian")
-    p.add_argument("--k", type=int, default=9, help="LDPO-RLD: other classes (default: 9)")
-    p.add_argument("--eps", type=float, default=9 / 11, help="LDPO-RLD: mass off the true class (default: 9/11)")
-    p.add_argument("--dispersion", default="linear", help="LDPO-RLD: linear or uniform")
-    p.add_argument("--clamp", type=float, default=1.0, help="Laplace LocalDP: per-coordinate clamp")
-    p.add_argument("--scale", type=float, default=0.1, help="Laplace LocalDP: noise scale")
-    p.add_argument("--clip", type=float, default=1.0, help="Gaussian LocalDP: L2 clip of the update")
-    p.add_argument("--noise-multiplier", type=float, default=1.0, help="Gaussian LocalDP: noise multiplier")
+    add_defence_flags(p)
     p.add_argument("--accountant", default="rdp", choices=("rdp", "pld"), help="privacy accountant (default: rdp)")
     p.add_argument("--delta", type=float, default=1e-5, help="delta of the reported epsilon")
     p.add_argument("--out", "-o", metavar="FILE", help="the artifact (default: out/...)")
@@ -55,10 +52,29 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
+def add_defence_flags(p: argparse.ArgumentParser) -> None:
+    """The client-side defence and its settings (``securedd federate``, ``securedd attack leakage``)."""
+    p.add_argument("--defence", default="none", help="none, ldpo-rld, localdp-laplace or localdp-gaussian")
+    p.add_argument("--k", type=int, default=9, help="LDPO-RLD: other classes (default: 9)")
+    p.add_argument("--eps", type=float, default=9 / 11, help="LDPO-RLD: mass off the true class (default: 9/11)")
+    p.add_argument("--dispersion", default="linear", help="LDPO-RLD: linear or uniform")
+    p.add_argument("--clamp", type=float, default=1.0, help="Laplace LocalDP: per-coordinate clamp")
+    p.add_argument("--scale", type=float, default=0.1, help="Laplace LocalDP: noise scale")
+    p.add_argument("--clip", type=float, default=1.0, help="Gaussian LocalDP: L2 clip of the update")
+    p.add_argument("--noise-multiplier", type=float, default=1.0, help="Gaussian LocalDP: noise multiplier")
+
+
+def defence_from_args(args: argparse.Namespace) -> Defence:
+    """The :class:`~securedd.federated.client.Defence` the flags of :func:`add_defence_flags` describe."""
+    from securedd.federated.client import Defence
+
+    return Defence(args.defence, args.k, args.eps, args.dispersion, args.clamp, args.scale, args.clip,
+                   args.noise_multiplier)
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         from securedd.federated.apps import FederationSettings, run_federation
-        from securedd.federated.client import Defence
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ConfigError(f"federated runs need the [fl] extra: pip install 'securedd[fl]' ({exc})") from None
     if args.method is None:
@@ -66,8 +82,7 @@ def run(args: argparse.Namespace) -> int:
     cfg, preset = resolve_config(args)
     print_config(cfg, args.quiet, preset)
     out = Path(args.out) if args.out else default_out(cfg).with_name(f"sfdd_{default_out(cfg).name}")
-    defence = Defence(args.defence, args.k, args.eps, args.dispersion, args.clamp, args.scale, args.clip,
-                      args.noise_multiplier)
+    defence = defence_from_args(args)
     settings = FederationSettings(cfg, clients=args.clients, rounds=args.rounds, split=args.split,
                                   aggregator=args.aggregator, trim=args.trim,
                                   min_clients=args.min_clients or args.clients, defence=defence,

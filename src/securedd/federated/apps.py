@@ -39,8 +39,8 @@ from securedd.federated.defences import PrivacyLedger
 from securedd.federated.shards import make_shards
 from securedd.rng import make_generator
 
-__all__ = ["FederationSettings", "Reply", "client_train", "make_client_app", "make_server_app", "run_federation",
-           "run_in_process", "run_server", "serve"]
+__all__ = ["FederationSettings", "Reply", "client_shard", "client_train", "initial_images", "make_client_app",
+           "make_server_app", "run_federation", "run_in_process", "run_server", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +91,11 @@ def _shard(run_config: str, clients: int, split: str, partition: int) -> RealDat
     return train.subset(shards[partition])
 
 
+def client_shard(config: RunConfig, clients: int, split: str, partition: int) -> RealData:
+    """Client ``partition``'s shard of ``config``'s training data, as the ClientApp loads it."""
+    return _shard(json.dumps(config_to_dict(config)), clients, split, partition)
+
+
 def client_train(content: dict[str, Any], partition: int) -> tuple[torch.Tensor, dict[str, float]]:
     """The ClientApp's work, Flower-free: ``(updated images, metrics)`` for one message's content."""
     settings = content["config"]
@@ -104,7 +109,8 @@ def client_train(content: dict[str, Any], partition: int) -> tuple[torch.Tensor,
     return updated, {"num-examples": float(len(shard)), "loss": loss, "seconds": time.perf_counter() - start}
 
 
-def _initial_images(settings: FederationSettings) -> torch.Tensor:
+def initial_images(settings: FederationSettings) -> torch.Tensor:
+    """The server's first ``S^g``: seeded Gaussian noise, ``ipc`` images per class."""
     cfg = settings.config
     spec = dataset_spec(cfg.data.name, root=cfg.data.root)
     gen = make_generator(cfg.seed, "federated", "init")
@@ -141,7 +147,7 @@ def run_server(settings: FederationSettings, exchange: Exchange) -> Artifact:
     when at least ``min_clients`` remain, checkpoints after every round and resumes from
     the checkpoint when it exists.
     """
-    images, first, history = _initial_images(settings), 0, []
+    images, first, history = initial_images(settings), 0, []
     if settings.checkpoint.is_file():
         state = torch.load(settings.checkpoint, weights_only=True)
         images, first, history = state["images"], int(state["round"]), list(state["history"])

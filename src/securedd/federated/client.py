@@ -11,6 +11,7 @@ between them (the inner loop). The client returns its updated copy of the set. D
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,7 +60,8 @@ class Defence:
 
 
 def local_update(config: RunConfig, shard: RealData, images: torch.Tensor, labels: torch.Tensor, *,
-                 client: int, round_: int, defence: Defence = Defence()) -> tuple[torch.Tensor, float]:
+                 client: int, round_: int, defence: Defence = Defence(),
+                 tap: Callable[[DCMethod], None] | None = None) -> tuple[torch.Tensor, float]:
     """The client's updated set (and its mean matching loss) after one round on ``shard``.
 
     Args:
@@ -68,6 +70,8 @@ def local_update(config: RunConfig, shard: RealData, images: torch.Tensor, label
         shard: the client's real training images.
         images: (N, C, H, W) the global set ``S^g`` as sent; not modified.
         labels: (N,) its hard labels (class-major, ``ipc`` per class).
+        tap: called with the round's method object before it runs (experiments use it to
+            record the real batches the client drew, the ground truth of the leakage attack).
     """
     method_cls = METHODS.get(config.method.name)
     if not issubclass(method_cls, DCMethod):
@@ -79,6 +83,8 @@ def local_update(config: RunConfig, shard: RealData, images: torch.Tensor, label
         gen = ctx.generator("ldpo-rld")
         k = shard.spec.num_classes
         method.label_targets = lambda y: ldpo_rld_targets(y, k, defence.k, defence.eps, defence.dispersion, gen)
+    if tap is not None:
+        tap(method)
     syn = method.init_synthetic()
     syn = dataclasses.replace(syn, images=images.detach().clone().to(ctx.device).requires_grad_(True),
                               labels=labels.to(ctx.device))
