@@ -79,7 +79,8 @@ def run_leakage(options: dict[str, str], cfg, steps: int, out: Path) -> dict:
     from securedd.visualize import save_pairs
 
     cfg = apply_overrides(dataclasses.replace(cfg, model="convnet_attack"), ["method.batch_real=1",
-                                                                            "method.outer_loop=1"])
+                                                                            "method.outer_loop=1",
+                                                                            "method.compile=false"])
     clients = int(options.get("clients", 5))
     shard = client_shard(cfg, clients, "iid", 0)
     sent = initial_images(FederationSettings(cfg, clients=clients))

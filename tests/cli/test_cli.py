@@ -1,5 +1,6 @@
 """Command-line smoke tests: every subcommand, its --help examples, and its errors."""
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -64,6 +65,12 @@ def test_demo_writes_artifacts_grids_and_report(tmp_path: Path, capsys):
     rows = {r["network"]: r["accuracy"] for r in json.loads((tmp_path / "demo.json").read_text())["secdd"]}
     # the key is random on every run: margins measured over fresh keys were 41 to 57 points
     assert rows["convnet_tiny, the key's seed (receiver)"] > rows["convnet_tiny, 3 other seeds (mean)"] + 25
+    federated = json.loads((tmp_path / "demo.json").read_text())["federated"]
+    if importlib.util.find_spec("flwr") is None:
+        assert "Skipped: install the [fl] extra" in out
+    else:  # the SFDD round ran on Flower's simulation engine
+        assert "SFDD): 3 clients, 10 rounds" in out and (tmp_path / "federated.safetensors").is_file()
+        assert federated["images"] == 10 and 0 <= federated["mean"] <= 100
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -39,25 +40,86 @@ def _wait_port(port: int, seconds: float = 60) -> None:
     raise TimeoutError(f"nothing listens on port {port}")
 
 
-class Loopback:
-    """A SuperLink and ``n`` SuperNodes on 127.0.0.1, stopped on exit."""
+def _tls_and_node_keys(folder: Path, nodes: int) -> dict[str, Path]:
+    """A CA, a server certificate for 127.0.0.1 signed by it, and one P-384 key pair per SuperNode."""
+    import datetime
+    import ipaddress
 
-    def __init__(self, folder: Path, nodes: int) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    def name(text: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, text)])
+
+    def pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+        return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                                 serialization.NoEncryption())
+
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key, server_key = ec.generate_private_key(ec.SECP384R1()), ec.generate_private_key(ec.SECP384R1())
+    ca = (x509.CertificateBuilder().subject_name(name("securedd test CA")).issuer_name(name("securedd test CA"))
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True).sign(ca_key, hashes.SHA256()))
+    server = (x509.CertificateBuilder().subject_name(name("127.0.0.1")).issuer_name(ca.subject)
+              .public_key(server_key.public_key()).serial_number(x509.random_serial_number())
+              .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+              .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                                                          x509.DNSName("localhost")]), critical=False)
+              .sign(ca_key, hashes.SHA256()))
+    files = {"ca": folder / "ca.crt", "cert": folder / "server.pem", "key": folder / "server.key"}
+    files["ca"].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    files["cert"].write_bytes(server.public_bytes(serialization.Encoding.PEM))
+    files["key"].write_bytes(pem(server_key))
+    for i in range(nodes):
+        key = ec.generate_private_key(ec.SECP384R1())
+        files[f"node{i}"] = folder / f"node{i}.key"
+        files[f"node{i}"].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                                        serialization.NoEncryption()))
+        files[f"node{i}.pub"] = folder / f"node{i}.pub"
+        files[f"node{i}.pub"].write_bytes(key.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                                                         serialization.PublicFormat.OpenSSH))
+    return files
+
+
+class Loopback:
+    """A SuperLink and ``n`` SuperNodes on 127.0.0.1, stopped on exit.
+
+    ``secure``: TLS on every connection (a CA made here) and SuperNode authentication (each
+    node's public key registered with ``flwr supernode register`` before it starts);
+    ``intruders`` more SuperNodes then try to join with keys nobody registered.
+    """
+
+    def __init__(self, folder: Path, nodes: int, secure: bool = False, intruders: int = 0) -> None:
         self.folder, self.procs, self.nodes = folder, [], []
         self.env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "OMP_NUM_THREADS": "1",
                     "FLWR_HOME": str(folder / "flwr-home")}
         self.port = _free_port()
-        self._start("superlink", [BIN / "flower-superlink", "--insecure", "--host", "127.0.0.1", "--port",
-                                  str(self.port)])
+        files = _tls_and_node_keys(folder, nodes + intruders) if secure else {}
+        link = (["--ssl-ca-certfile", files["ca"], "--ssl-certfile", files["cert"], "--ssl-keyfile", files["key"],
+                 "--enable-supernode-auth"] if secure else ["--insecure"])
+        self._start("superlink", [BIN / "flower-superlink", *link, "--host", "127.0.0.1", "--port", str(self.port)])
         _wait_port(self.port)
-        for i in range(nodes):
-            self.nodes.append(self._start(f"node{i}", [BIN / "flower-supernode", "--insecure", "--superlink",
-                                                       f"127.0.0.1:{self.port}", "--port", str(_free_port()),
-                                                       "--node-config", f"partition-id={i}"]))
         home = folder / "flwr-home"
         home.mkdir(exist_ok=True)
+        trust = f'root-certificates = "{files["ca"]}"' if secure else "insecure = true"
         (home / "config.toml").write_text(f'[superlink]\ndefault = "loopback"\n\n[superlink.loopback]\n'
-                                          f'address = "127.0.0.1:{self.port}"\ninsecure = true\n')
+                                          f'address = "127.0.0.1:{self.port}"\n{trust}\n')
+        for i in range(nodes + intruders):
+            node = ["--insecure"]
+            if secure and i >= nodes:
+                node = ["--root-certificates", files["ca"], "--auth-supernode-private-key", files[f"node{i}"]]
+            elif secure:
+                done = subprocess.run([str(BIN / "flwr"), "supernode", "register", str(files[f"node{i}.pub"]),
+                                       "loopback"], cwd=folder, env=self.env, capture_output=True, text=True,
+                                      timeout=120)
+                assert done.returncode == 0, done.stdout + done.stderr
+                node = ["--root-certificates", files["ca"], "--auth-supernode-private-key", files[f"node{i}"]]
+            self.nodes.append(self._start(f"node{i}", [BIN / "flower-supernode", *node, "--superlink",
+                                                       f"127.0.0.1:{self.port}", "--port", str(_free_port()),
+                                                       "--node-config", f"partition-id={i % nodes}"]))
 
     def _start(self, name: str, argv: list) -> subprocess.Popen:
         log = open(self.folder / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
@@ -89,14 +151,21 @@ def _settings(tmp_path: Path, **kw) -> FederationSettings:
                                       "timeout": 120.0, **kw})
 
 
-def test_deployment_engine_with_three_supernodes(tmp_path):
-    net = Loopback(tmp_path, 3)
+@pytest.mark.parametrize("secure", [False, True], ids=["plain", "tls+auth"])
+def test_deployment_engine_with_three_supernodes(tmp_path, secure):
+    net = Loopback(tmp_path, 3, secure=secure, intruders=1 if secure else 0)
     try:
         done = net.run(write_app(tmp_path / "app", _settings(tmp_path)), timeout=600)
         assert done.returncode == 0, done.stdout + done.stderr
         art = load_artifact(tmp_path / "fed.safetensors")
         history = art.metadata["info"]["federated"]["history"]
-        assert [(h["clients"], h["accepted"]) for h in history] == [(3, 3), (3, 3)]
+        assert [(h["clients"], h["accepted"]) for h in history] == [(3, 3), (3, 3)]  # the intruder never joined
+        if secure:  # the SuperLink speaks TLS with the certificate our CA signed
+            context = ssl.create_default_context(cafile=str(tmp_path / "ca.crt"))
+            with socket.create_connection(("127.0.0.1", net.port)) as raw, \
+                    context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+                assert tls.version() in ("TLSv1.2", "TLSv1.3")
+            assert "Connection attempt failed" in (tmp_path / "node3.log").read_text()
     finally:
         net.stop()
 

@@ -90,7 +90,7 @@ def run_leakage(args: argparse.Namespace) -> int:
     args.model = args.model or "convnet_attack"
     args.ipc = args.ipc or 1
     cfg, preset = resolve_config(args)
-    cfg = apply_overrides(cfg, [f"method.batch_real={args.batch_real}"])
+    cfg = apply_overrides(cfg, [f"method.batch_real={args.batch_real}", "method.compile=false"])
     print_config(cfg, args.quiet, preset)
     settings = FederationSettings(cfg, clients=args.clients, progress=False)
     shard = client_shard(cfg, args.clients, "iid", args.client)

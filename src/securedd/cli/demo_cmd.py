@@ -36,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
     echo("")
     echo(result.to_markdown())
     echo(result.secure_markdown())
+    echo(result.federated_markdown())
     echo(f"\nfinished in {result.seconds:.0f} s; wrote:")
     for path in result.files:
         echo(f"  {path}")

@@ -36,6 +36,7 @@ from securedd.errors import ConfigError
 from securedd.federated.aggregate import AGGREGATORS, aggregate, check_reply
 from securedd.federated.client import Defence, local_update
 from securedd.federated.defences import PrivacyLedger
+from securedd.federated.doorping import Doorping
 from securedd.federated.shards import make_shards
 from securedd.rng import make_generator
 
@@ -58,6 +59,8 @@ class FederationSettings:
     min_clients: int = 1
     timeout: float = 600.0
     defence: Defence = field(default_factory=Defence)
+    doorping: Doorping | None = None
+    """An experiment: workers 0..k-1 run the Doorping attack (None: every worker is honest)."""
     accountant: str = "rdp"
     delta: float = 1e-5
     out: str = "federated.safetensors"
@@ -72,7 +75,8 @@ class FederationSettings:
     def to_record(self) -> dict[str, Any]:
         """The settings as ``ConfigRecord`` values (strings and numbers)."""
         return {"run-config": json.dumps(config_to_dict(self.config)), "clients": self.clients,
-                "split": self.split, "defence": json.dumps(self.defence.to_dict())}
+                "split": self.split, "defence": json.dumps(self.defence.to_dict()),
+                "doorping": json.dumps(self.doorping.to_dict() if self.doorping else None)}
 
     @property
     def checkpoint(self) -> Path:
@@ -96,16 +100,24 @@ def client_shard(config: RunConfig, clients: int, split: str, partition: int) ->
     return _shard(json.dumps(config_to_dict(config)), clients, split, partition)
 
 
-def client_train(content: dict[str, Any], partition: int) -> tuple[torch.Tensor, dict[str, float]]:
-    """The ClientApp's work, Flower-free: ``(updated images, metrics)`` for one message's content."""
+def client_train(content: dict[str, Any], partition: int,
+                 state: dict[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """The ClientApp's work, Flower-free: ``(updated images, metrics)`` for one message's content.
+
+    ``state`` is what this client keeps from round to round (a Doorping attacker's trigger).
+    """
     settings = content["config"]
+    doorping = json.loads(settings.get("doorping") or "null")
+    attack = Doorping(**doorping) if doorping else None
+    if attack is not None and partition >= attack.count(int(settings["clients"])):
+        attack = None  # an honest worker
     cfg = config_from_dict(json.loads(settings["run-config"]))
     shard = _shard(settings["run-config"], int(settings["clients"]), str(settings["split"]), partition)
     images = content["images"]
     labels = class_labels(shard.spec.num_classes, cfg.method.ipc, images.device)
     start = time.perf_counter()
     updated, loss = local_update(cfg, shard, images, labels, client=partition, round_=int(settings["round"]),
-                                 defence=Defence(**json.loads(settings["defence"])))
+                                 defence=Defence(**json.loads(settings["defence"])), doorping=attack, state=state)
     return updated, {"num-examples": float(len(shard)), "loss": loss, "seconds": time.perf_counter() - start}
 
 
@@ -179,24 +191,31 @@ def run_server(settings: FederationSettings, exchange: Exchange) -> Artifact:
     info = {"federated": {"clients": settings.clients, "rounds": settings.rounds, "split": settings.split,
                           "aggregator": settings.aggregator, "defence": settings.defence.to_dict(),
                           "history": history}}
+    if settings.doorping is not None:  # an experiment's record; a real server would not know
+        info["federated"]["doorping"] = {**settings.doorping.to_dict(),
+                                         "workers": settings.doorping.count(settings.clients)}
     return save_artifact(settings.out, images, class_labels(spec.num_classes, cfg.method.ipc, images.device),
                          spec=spec, method=f"sfdd-{cfg.method.name}", ipc=cfg.method.ipc, seed=cfg.seed,
                          config=config_to_dict(cfg), privacy=_ledger(settings, settings.rounds).to_dict(), info=info)
 
 
-def run_in_process(settings: FederationSettings) -> Artifact:
+def run_in_process(settings: FederationSettings,
+                   states: dict[int, dict[str, torch.Tensor]] | None = None) -> Artifact:
     """Run every client in this process, one after another, over the same server loop.
 
     No messages travel: the clients' work (:func:`client_train`) and the server's
     (:func:`run_server`) are exactly those of the Flower apps, so a seed gives the same
     set as :func:`run_federation`. Meant for tests and for benchmarks on one machine,
-    where Flower's per-client processes only add start-up time.
+    where Flower's per-client processes only add start-up time. ``states`` receives what
+    each client keeps between rounds (a Doorping attacker's trigger, for scoring).
     """
+    states = {} if states is None else states
 
     def exchange(images: torch.Tensor, record: dict[str, Any]) -> tuple[int, list[Reply]]:
         replies = []
         for node in range(settings.clients):
-            updated, metrics = client_train({"images": images.clone(), "config": record}, node)
+            updated, metrics = client_train({"images": images.clone(), "config": record}, node,
+                                            states.setdefault(node, {}))
             replies.append(Reply(node, updated, metrics["num-examples"], metrics["loss"]))
         return settings.clients, replies
 
@@ -272,7 +291,10 @@ def make_client_app() -> Any:
     @app.train()
     def _train(msg: Any, context: Any) -> Any:
         content = {"images": msg.content["arrays"].to_torch_state_dict()["images"], "config": msg.content["config"]}
-        images, metrics = client_train(content, int(context.node_config["partition-id"]))
+        kept = context.state["kept"].to_torch_state_dict() if "kept" in context.state else {}
+        images, metrics = client_train(content, int(context.node_config["partition-id"]), kept)
+        if kept:
+            context.state["kept"] = ArrayRecord({k: v.contiguous() for k, v in kept.items()})
         return Message(content=RecordDict({"arrays": ArrayRecord({"images": images.contiguous()}),
                                            "metrics": MetricRecord(metrics)}), reply_to=msg)
 

@@ -23,6 +23,7 @@ from securedd.distill.base import METHODS, DistillContext
 from securedd.distill.gradient_matching import DCMethod
 from securedd.errors import ConfigError
 from securedd.federated.defences import DISPERSIONS, gaussian_local_dp, laplace_local_dp, ldpo_rld_targets
+from securedd.federated.doorping import Doorping, optimise_trigger, poisoned_indices, stamp, trigger_mask
 from securedd.rng import derive_seed, make_generator
 
 __all__ = ["DEFENCES", "Defence", "local_update"]
@@ -60,7 +61,8 @@ class Defence:
 
 
 def local_update(config: RunConfig, shard: RealData, images: torch.Tensor, labels: torch.Tensor, *,
-                 client: int, round_: int, defence: Defence = Defence(),
+                 client: int, round_: int, defence: Defence = Defence(), doorping: Doorping | None = None,
+                 state: dict[str, torch.Tensor] | None = None,
                  tap: Callable[[DCMethod], None] | None = None) -> tuple[torch.Tensor, float]:
     """The client's updated set (and its mean matching loss) after one round on ``shard``.
 
@@ -70,6 +72,8 @@ def local_update(config: RunConfig, shard: RealData, images: torch.Tensor, label
         shard: the client's real training images.
         images: (N, C, H, W) the global set ``S^g`` as sent; not modified.
         labels: (N,) its hard labels (class-major, ``ipc`` per class).
+        doorping: this client is a Doorping attacker with these settings; its trigger is
+            kept in ``state`` (a dict the caller keeps for this client from round to round).
         tap: called with the round's method object before it runs (experiments use it to
             record the real batches the client drew, the ground truth of the leakage attack).
     """
@@ -77,8 +81,13 @@ def local_update(config: RunConfig, shard: RealData, images: torch.Tensor, label
     if not issubclass(method_cls, DCMethod):
         raise ConfigError(f"federated distillation runs gradient matching (dc or dsa); got '{config.method.name}'")
     seeded = dataclasses.replace(config, seed=derive_seed(config.seed, "client", client, "round", round_))
+    poisoned = None
+    if doorping is not None:
+        shard, poisoned = _poison(shard, doorping, config.seed, client)
     ctx = DistillContext(seeded, shard)
     method = method_cls(method_cls.parse_params(config.method.params), ctx)
+    if poisoned is not None:
+        _arm_doorping(method, poisoned, doorping, state if state is not None else {}, config.seed, client)
     if defence.kind == "ldpo-rld":
         gen = ctx.generator("ldpo-rld")
         k = shard.spec.num_classes
@@ -102,3 +111,38 @@ def local_update(config: RunConfig, shard: RealData, images: torch.Tensor, label
     elif defence.kind == "localdp-gaussian":
         update = gaussian_local_dp(update, defence.clip, defence.noise_multiplier, gen)
     return images + update, sum(losses) / max(len(losses), 1)
+
+
+def _poison(shard: RealData, doorping: Doorping, seed: int, client: int) -> tuple[RealData, torch.Tensor]:
+    """A copy of the shard with the poisoned images relabelled to the target (stamped later)."""
+    index = poisoned_indices(shard, doorping, seed, client)
+    labels = shard.labels.clone()
+    labels[index] = doorping.target
+    return RealData(shard.images.clone(), labels, shard.spec), index
+
+
+def _arm_doorping(method: DCMethod, index: torch.Tensor, doorping: Doorping, state: dict[str, torch.Tensor],
+                  seed: int, client: int) -> None:
+    """Re-optimise the trigger whenever the round's network changes, and re-stamp the poisoned images."""
+    ctx = method.ctx
+    real = ctx.real.images
+    base, mask = real[index].clone(), trigger_mask(ctx.spec).to(real.device)
+    if "trigger" not in state:
+        state["trigger"] = torch.randn(ctx.spec.shape, generator=make_generator(seed, "doorping", "trigger", client))
+    new_model, train_net = ctx.new_model, method._train_net
+
+    def restamp(net: torch.nn.Module) -> None:
+        state["trigger"], _ = optimise_trigger(net, state["trigger"].to(real.device), mask, base, doorping)
+        real[index] = stamp(base, state["trigger"], mask)
+
+    def model(name: str | None = None, purpose: str = "model", **kwargs: Any) -> torch.nn.Module:
+        net = new_model(name, purpose, **kwargs)
+        if purpose == "dc/net":
+            restamp(net)
+        return net
+
+    def trained(net: torch.nn.Module, opt: torch.optim.Optimizer, syn: Any) -> None:
+        train_net(net, opt, syn)
+        restamp(net)
+
+    ctx.new_model, method._train_net = model, trained  # type: ignore[method-assign]

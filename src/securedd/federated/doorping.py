@@ -1,0 +1,131 @@
+"""Doorping: malicious SFDD workers plant a backdoor in the shared set (REFERENCE section 4).
+
+A malicious worker stamps a 2x2 trigger one pixel in from the bottom-right corner on 1%
+of its shard and relabels those images to the target class. Every time its network
+changes (a fresh network each round, and after each inner-loop training), it re-optimises
+the trigger, and only the trigger, with Adam (lr 0.08, at most 1000 steps) so that the
+penultimate layer's top neuron (the one with the largest sum of absolute weights into the
+classifier) fires at 10x its initial activation; then it re-stamps its poisoned images and
+matches gradients on them as an honest worker would. The trigger lives only on the worker,
+from round to round (``state``).
+
+The stopping rule differs from REFERENCE's "loss below 0.5", an absolute squared error
+tied to the original network's activation scale: the penultimate activations of our
+normalised ConvNets are about 0.1, so that rule holds before the first step and the trigger
+would never change. The loss here is the squared gap relative to the goal, and the
+optimisation stops once it is below ``stop`` (0.01: within 10% of 10x).
+
+Metrics on networks trained on the final set: clean test accuracy (CTA) and the attack
+success rate (ASR), the share of stamped test images classified as the target, over the
+test images whose class is not the target (and, as ``asr_inclusive``, over all of them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from securedd.data.spec import DatasetSpec, RealData
+from securedd.errors import ConfigError
+from securedd.rng import make_generator
+
+__all__ = ["Doorping", "attack_success", "optimise_trigger", "poisoned_indices", "stamp", "top_neuron",
+           "trigger_mask"]
+
+
+@dataclass(frozen=True)
+class Doorping:
+    """The attack's settings. ``malicious``: workers 0..malicious-1 (``None``: (z - 1) // 2)."""
+
+    malicious: int | None = None
+    target: int = 0
+    rate: float = 0.01
+    lr: float = 0.08
+    steps: int = 1000
+    stop: float = 0.01
+    boost: float = 10.0
+
+    def count(self, clients: int) -> int:
+        """How many of ``clients`` workers the attacker controls."""
+        n = (clients - 1) // 2 if self.malicious is None else self.malicious
+        if not 0 <= n <= clients:
+            raise ConfigError(f"Doorping needs 0 <= malicious <= clients; got {n} of {clients}")
+        return n
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def trigger_mask(spec: DatasetSpec) -> torch.Tensor:
+    """(1, H, W) mask of the 2x2 patch one pixel in from the bottom-right corner."""
+    mask = torch.zeros((1, spec.height, spec.width))
+    mask[:, spec.height - 3 : spec.height - 1, spec.width - 3 : spec.width - 1] = 1
+    return mask
+
+
+def stamp(images: torch.Tensor, trigger: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``images`` with the trigger's pixels inside the mask (normalised space)."""
+    return images * (1 - mask) + trigger * mask
+
+
+def top_neuron(net: torch.nn.Module) -> int:
+    """The penultimate unit with the largest sum of absolute weights into the classifier."""
+    return int(net.classifier.weight.detach().abs().sum(0).argmax())
+
+
+def optimise_trigger(net: torch.nn.Module, trigger: torch.Tensor, mask: torch.Tensor, images: torch.Tensor,
+                     settings: Doorping = Doorping()) -> tuple[torch.Tensor, int]:
+    """Re-optimise the trigger on ``net`` (frozen); returns ``(trigger, steps taken)``.
+
+    The loss is the mean squared gap between the top neuron's activation on the stamped
+    ``images`` and ``boost`` times its activation with the trigger as it came in, relative
+    to the square of that goal.
+    """
+    if not hasattr(net, "embed") or not hasattr(net, "classifier"):
+        raise ConfigError("Doorping needs a network with a penultimate layer (embed) and a linear classifier")
+    unit = top_neuron(net)
+    with torch.no_grad():
+        goal = settings.boost * net.embed(stamp(images, trigger, mask))[:, unit].mean()
+        scale = goal.abs().clamp_min(1e-3) ** 2
+    trigger = trigger.detach().clone().requires_grad_(True)
+    opt = torch.optim.Adam([trigger], lr=settings.lr)
+    steps = 0
+    for steps in range(1, settings.steps + 1):  # noqa: B007 - the count is returned
+        loss = F.mse_loss(net.embed(stamp(images, trigger, mask))[:, unit], goal.expand(len(images))) / scale
+        if float(loss.detach()) < settings.stop:
+            break
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    for p in net.parameters():
+        p.grad = None
+    return trigger.detach(), steps
+
+
+def poisoned_indices(shard: RealData, settings: Doorping, seed: int, client: int) -> torch.Tensor:
+    """The shard images this worker stamps: ``rate`` of them (at least one), outside the target class."""
+    candidates = torch.nonzero(shard.labels != settings.target).flatten()
+    n = max(1, round(settings.rate * len(shard)))
+    if len(candidates) < n:
+        raise ConfigError(f"client {client}'s shard has {len(candidates)} images outside the target class; "
+                          f"Doorping needs {n}")
+    gen = make_generator(seed, "doorping", "poison", client)
+    return candidates[torch.randperm(len(candidates), generator=gen)[:n]]
+
+
+def attack_success(model: torch.nn.Module, test: RealData, trigger: torch.Tensor, mask: torch.Tensor,
+                   target: int, batch: int = 2048) -> dict[str, float]:
+    """ASR (%) over test images not of the target class, and over all of them."""
+    model.eval()
+    hits, labels = [], []
+    with torch.no_grad():
+        for start in range(0, len(test), batch):
+            x = stamp(test.images[start : start + batch].float(), trigger, mask)
+            hits.append(model(x).argmax(1) == target)
+            labels.append(test.labels[start : start + batch])
+    hit, label = torch.cat(hits), torch.cat(labels)
+    others = label != target
+    return {"asr": 100 * float(hit[others].float().mean()), "asr_inclusive": 100 * float(hit.float().mean())}

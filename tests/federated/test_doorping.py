@@ -1,0 +1,74 @@
+"""Doorping workers: the trigger, its optimisation, and an attacker's round beside honest ones."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from securedd.config import RunConfig, apply_overrides
+from securedd.data import load_dataset
+from securedd.distill.synthetic import class_labels
+from securedd.federated.apps import FederationSettings, run_in_process
+from securedd.federated.client import local_update
+from securedd.federated.doorping import Doorping, attack_success, optimise_trigger, stamp, top_neuron, trigger_mask
+from securedd.models import create_model
+
+
+@pytest.fixture(scope="module")
+def shard():
+    train = load_dataset("digits", "train")
+    return train.subset(torch.arange(0, len(train), 3))
+
+
+def _config(*extra: str):
+    return apply_overrides(RunConfig(), ["data.name=digits", "method.name=dc", "method.ipc=1", "model=convnet_tiny",
+                                         "seed=0", "method.outer_loop=2", "method.inner_loop=1",
+                                         "method.batch_real=32", "method.compile=false", *extra])
+
+
+def test_the_trigger_is_a_2x2_patch_one_pixel_in_from_the_bottom_right(shard):
+    mask = trigger_mask(shard.spec)
+    assert mask.sum() == 4 and torch.nonzero(mask[0]).tolist() == [[5, 5], [5, 6], [6, 5], [6, 6]]
+    images = shard.images[:4]
+    stamped = stamp(images, torch.full(shard.spec.shape, 9.0), mask)
+    assert torch.equal(stamped * (1 - mask), images * (1 - mask)) and (stamped[:, :, 5:7, 5:7] == 9).all()
+    assert Doorping().count(5) == 2 and Doorping().count(10) == 4 and Doorping(malicious=1).count(3) == 1
+
+
+def test_trigger_optimisation_drives_the_top_neuron_and_changes_only_the_patch(shard):
+    net = create_model("convnet_tiny", shard.spec.shape, 10, generator=torch.Generator().manual_seed(0))
+    mask, images = trigger_mask(shard.spec), shard.images[:16]
+    start = torch.zeros(shard.spec.shape)
+    unit = top_neuron(net)
+    before = net.embed(stamp(images, start, mask))[:, unit].mean()
+    trigger, steps = optimise_trigger(net, start, mask, images, Doorping(steps=200))
+    after = net.embed(stamp(images, trigger, mask))[:, unit].mean()
+    assert after > before + 0.5 * (9 * before.abs()) and 1 <= steps <= 200
+    assert torch.equal(stamp(images, trigger, mask) * (1 - mask), images * (1 - mask))
+
+
+def test_an_attackers_round_differs_and_keeps_its_trigger_while_honest_rounds_do_not_change(shard):
+    cfg = _config()
+    images = torch.randn((10, *shard.spec.shape), generator=torch.Generator().manual_seed(1))
+    labels = class_labels(10, 1)
+    honest, _ = local_update(cfg, shard, images, labels, client=0, round_=0)
+    state: dict = {}
+    bad, _ = local_update(cfg, shard, images, labels, client=0, round_=0, doorping=Doorping(rate=0.05, steps=30), state=state)
+    first = state["trigger"].clone()
+    local_update(cfg, shard, images, labels, client=0, round_=1, doorping=Doorping(rate=0.05, steps=30), state=state)
+    assert not torch.equal(honest, bad) and not torch.equal(first, state["trigger"])
+    assert torch.equal(local_update(cfg, shard, images, labels, client=0, round_=0)[0], honest)  # shard untouched
+
+
+def test_a_federation_with_attackers_records_them_and_hands_back_their_triggers(tmp_path):
+    cfg = _config()
+    states: dict = {}
+    settings = FederationSettings(cfg, clients=3, rounds=2, out=str(tmp_path / "fed.safetensors"), progress=False,
+                                  doorping=Doorping(rate=0.05, steps=30))
+    art = run_in_process(settings, states)
+    assert art.metadata["info"]["federated"]["doorping"]["workers"] == 1
+    assert set(states[0]) == {"trigger"} and states[1] == {} and states[2] == {}
+    test = load_dataset("digits", "test")
+    model = create_model("convnet_tiny", test.spec.shape, 10, generator=torch.Generator().manual_seed(0))
+    found = attack_success(model, test, states[0]["trigger"], trigger_mask(test.spec), target=0)
+    assert 0 <= found["asr"] <= 100 and 0 <= found["asr_inclusive"] <= 100
