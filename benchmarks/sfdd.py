@@ -15,6 +15,10 @@ protocol (the same seeds for every run). A run is one of:
   round of a 5-client federation (``securedd attack leakage``), the paper's setting: the
   attack-friendly ConvNet (sigmoid, no pooling), the worker's initialisation known, one
   real image per class; ``--attack-steps`` L-BFGS steps. Standardised MSE, PSNR, SSIM.
+- ``doorping:clients=Z[,malicious=K,aggregator=A]``: SFDD with K Doorping workers (default
+  (Z - 1) // 2); clean test accuracy (CTA) and attack success rate (ASR, stamped test
+  images of other classes taken for class 0; ``asr_inclusive`` counts all) of the
+  ``--models`` networks trained on the final set, with worker 0's final trigger.
 
 The clients run one after another in this process over the federation's own server loop
 (``securedd.federated.apps.run_in_process``): the Flower apps do the same work with the
@@ -28,6 +32,8 @@ Usage:
     python benchmarks/sfdd.py --data-root $SECUREDD_DATA --ipc 1 --rounds 100 --runs dc sfdd:clients=5
     python benchmarks/sfdd.py ... --runs sfdd:clients=10 sfdd:clients=15
     python benchmarks/sfdd.py ... --runs sfdd:clients=5,defence=ldpo-rld sfdd:clients=5,defence=localdp-gaussian,noise=1
+    python benchmarks/sfdd.py ... --runs leakage leakage:defence=ldpo-rld --attack-steps 10
+    python benchmarks/sfdd.py ... --runs doorping:clients=5 doorping:clients=5,aggregator=median
 
 Results go to ``benchmarks/results/sfdd.json`` (``--results`` to change), keyed by the
 run and its settings; a finished run is not repeated.
@@ -55,9 +61,9 @@ def parse_run(text: str) -> tuple[str, dict[str, str]]:
     """``sfdd:clients=5,defence=ldpo-rld`` -> ``("sfdd", {"clients": "5", "defence": "ldpo-rld"})``."""
     name, _, rest = text.partition(":")
     options = dict(item.split("=", 1) for item in rest.split(",") if item)
-    if name not in ("dc", "sfdd", "leakage") or (name == "dc" and options):
+    if name not in ("dc", "sfdd", "leakage", "doorping") or (name == "dc" and options):
         raise SystemExit(f"unknown run '{text}': use dc, sfdd:clients=Z[,defence=...,aggregator=...] or "
-                         f"leakage[:defence=...]")
+                         f"leakage[:defence=...] or doorping:clients=Z[,malicious=K,aggregator=A]")
     return name, options
 
 
@@ -93,7 +99,31 @@ def run_leakage(options: dict[str, str], cfg, steps: int, out: Path) -> dict:
     return {**result.to_dict(), "steps": len(result.losses), "seconds": round(time.perf_counter() - start, 1)}
 
 
-def run_one(name: str, options: dict[str, str], cfg, out: Path):
+def score_doorping(art, test, trigger, models: int, seed: int) -> dict:
+    """CTA and ASR of ``models`` ConvNet-3s trained on the set with the default protocol."""
+    import torch
+
+    from securedd.api import eval_settings
+    from securedd.config import EvalConfig
+    from securedd.evaluate.train_eval import score_model, train_model
+    from securedd.federated.doorping import Doorping, attack_success, trigger_mask
+    from securedd.models import create_model
+    from securedd.rng import make_generator
+
+    spec, rows = art.spec, []
+    settings = eval_settings(EvalConfig(), spec.dsa_strategy)
+    for k in range(models):
+        gen = make_generator(seed, "sfdd-doorping-eval", k)
+        net = create_model("convnet", spec.shape, spec.num_classes, generator=gen)
+        train_model(net, art.images.float(), art.labels, settings, gen)
+        found = attack_success(net, test, trigger, trigger_mask(spec), Doorping().target)
+        rows.append({"cta": score_model(net, test).accuracy, **found})
+    table = {key: torch.tensor([r[key] for r in rows], dtype=torch.float64) for key in rows[0]}
+    return {**{f"{key}_mean": round(float(v.mean()), 2) for key, v in table.items()},
+            **{f"{key}_std": round(float(v.std(unbiased=False)), 2) for key, v in table.items()}, "per_model": rows}
+
+
+def run_one(name: str, options: dict[str, str], cfg, out: Path, states: dict | None = None):
     """Distil one run's set; returns ``(artifact, seconds)``."""
     from securedd.api import distill
     from securedd.federated.apps import FederationSettings, run_in_process
@@ -104,10 +134,15 @@ def run_one(name: str, options: dict[str, str], cfg, out: Path):
     else:
         defence = _defence(options)
         clients = int(options.get("clients", 5))
+        doorping = None
+        if name == "doorping":
+            from securedd.federated.doorping import Doorping
+
+            doorping = Doorping(malicious=int(options["malicious"]) if "malicious" in options else None)
         settings = FederationSettings(cfg, clients=clients, rounds=cfg.method.iterations,
                                       aggregator=options.get("aggregator", "mean"), min_clients=clients,
-                                      defence=defence, out=str(out))
-        art = run_in_process(settings)
+                                      defence=defence, doorping=doorping, out=str(out))
+        art = run_in_process(settings, states)
     return art, time.perf_counter() - start
 
 
@@ -138,7 +173,7 @@ def main() -> None:
         key = f"mnist|ipc{args.ipc}|{args.rounds}|seed{args.seed}|{args.models}x|{text}"
         results = load_results(args.results)
         if key in results:
-            print(f"{key}: done ({results[key]['accuracy_mean']:.2f} ± {results[key]['accuracy_std']:.2f})")
+            print(f"{key}: done")
             continue
         out = args.work / (key.replace("|", "_").replace(":", "-").replace(",", "_").replace("=", "") + ".safetensors")
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -151,10 +186,23 @@ def main() -> None:
                 save_results(args.results, results)
                 print(f"{key}: {found}", flush=True)
             continue
-        art, seconds = run_one(name, options, cfg, out)
+        states: dict = {}
+        art, seconds = run_one(name, options, cfg, out, states)
         if test is None:
             test = load_dataset("mnist", "test", root=args.data_root, spec=art.spec)
         start = time.perf_counter()
+        if name == "doorping":
+            if "trigger" not in states.get(0, {}):
+                raise SystemExit(f"{key}: the set exists but worker 0's trigger was not kept; delete {out} and rerun")
+            found = score_doorping(art, test, states[0]["trigger"], args.models, args.seed)
+            results = load_results(args.results)
+            results[key] = {"run": text, **found, "distill_seconds": round(seconds, 1),
+                            "eval_seconds": round(time.perf_counter() - start, 1),
+                            "doorping": art.metadata["info"]["federated"].get("doorping")}
+            save_results(args.results, results)
+            print(f"{key}: CTA {found['cta_mean']:.2f} ± {found['cta_std']:.2f}, ASR {found['asr_mean']:.2f} ± "
+                  f"{found['asr_std']:.2f}", flush=True)
+            continue
         report = evaluate(art, runs=args.models, test=test, seed=args.seed, progress=False)
         arch = report.archs[0]
         results = load_results(args.results)

@@ -83,3 +83,18 @@ def test_flower_simulation_engine_runs_the_apps(tmp_path):
     assert art.method == "sfdd-dc" and art.images.shape == (10, 1, 8, 8)
     local = run_in_process(_settings(tmp_path / "local", clients=2, rounds=1))
     assert torch.equal(art.images, local.images)  # the engine moves the messages and changes nothing else
+
+
+def test_a_hundred_round_gaussian_run_reports_the_reference_epsilon(tmp_path):
+    from securedd.federated.client import Defence
+
+    torch.set_num_threads(1)
+    cfg = apply_overrides(RunConfig(), ["data.name=digits", "method.name=dc", "method.ipc=1", "model=mlp", "seed=0",
+                                        "method.outer_loop=1", "method.batch_real=8", "method.compile=false"])
+    settings = FederationSettings(cfg, clients=5, rounds=100, out=str(tmp_path / "dp.safetensors"), progress=False,
+                                  defence=Defence("localdp-gaussian", clip=1.0, noise_multiplier=1.0))
+    art = run_in_process(settings)
+    ledger = load_artifact(art.path).metadata["privacy"]
+    assert ledger["mechanism"] == "gaussian" and ledger["rounds"] == 100 and ledger["delta"] == 1e-5
+    assert ledger["epsilon"] == pytest.approx(96.1, rel=0.05)  # RDP; REFERENCE section 4
+    assert len(art.metadata["info"]["federated"]["history"]) == 100
