@@ -179,6 +179,7 @@ def main() -> None:
         out.parent.mkdir(parents=True, exist_ok=True)
         if name == "leakage":
             key = f"mnist|leakage|{args.attack_steps}steps|seed{args.seed}|{text}"
+            out = args.work / f"leakage_{args.attack_steps}steps_seed{args.seed}_{text.replace(':', '-')}.png"
             if key not in load_results(args.results):
                 found = run_leakage(options, cfg, args.attack_steps, out)
                 results = load_results(args.results)
