@@ -82,7 +82,9 @@ def test_flower_simulation_engine_runs_the_apps(tmp_path):
     assert history == [{"round": 0, "clients": 2, "accepted": 2, "loss": pytest.approx(history[0]["loss"])}]
     assert art.method == "sfdd-dc" and art.images.shape == (10, 1, 8, 8)
     local = run_in_process(_settings(tmp_path / "local", clients=2, rounds=1))
-    assert torch.equal(art.images, local.images)  # the engine moves the messages and changes nothing else
+    # the engine moves the messages and changes nothing else (its processes may use other thread counts,
+    # which changes float rounding only)
+    torch.testing.assert_close(art.images, local.images, rtol=1e-4, atol=1e-5)
 
 
 def test_a_hundred_round_gaussian_run_reports_the_reference_epsilon(tmp_path):

@@ -11,6 +11,7 @@ from securedd import __version__
 from securedd.cli import (
     applications_cmd,
     attack_cmd,
+    audit_cmd,
     demo_cmd,
     distill_cmd,
     evaluate_cmd,
@@ -26,7 +27,7 @@ from securedd.errors import Interrupted, SecureddError
 from securedd.rng import seed_globals
 
 SUBCOMMANDS = (demo_cmd, distill_cmd, evaluate_cmd, show_cmd, list_cmd, experts_cmd, secure_cmd, attack_cmd, pool_cmd,
-               applications_cmd, federate_cmd)
+               applications_cmd, federate_cmd, audit_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
             "securedd keygen --out sender && securedd sign secret.safetensors --private sender.pem",
             "securedd train secret.safetensors --key target.key --public sender.pub.pem",
             "securedd attack key-search secret.safetensors --budget 60",
+            "securedd audit digits.safetensors --runs 2",
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

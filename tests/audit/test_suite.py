@@ -1,0 +1,65 @@
+"""``securedd audit``: the stages, the three report files, the JSON schema, refusals."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import pytest
+import torch
+
+from securedd.api import distill
+from securedd.audit.report import AUDIT_SCHEMA, write_report
+from securedd.audit.suite import AuditConfig, run_audit
+from securedd.cli.main import main
+from securedd.config import RunConfig, apply_overrides
+from securedd.errors import ConfigError
+
+SMALL = AuditConfig(models=("convnet", "mlp"), runs=1, epochs=5, dsa=False, reference_epochs=1,
+                    reference_min_steps=20, mia_samples=100, tsne_points=40)
+
+
+@pytest.fixture(scope="module")
+def artifact(tmp_path_factory):
+    cfg = apply_overrides(RunConfig(), ["data.name=digits", "method.name=random", "method.ipc=2", "seed=0"])
+    return distill(cfg, out=tmp_path_factory.mktemp("audit") / "random.safetensors", progress=False)
+
+
+def test_the_audit_writes_three_files_that_read_well_and_validate(artifact, tmp_path):
+    torch.set_num_threads(1)
+    audit = run_audit(artifact, SMALL, progress=False)
+    files = write_report(audit, tmp_path)
+    found = json.loads(files["json"].read_text())
+    jsonschema.validate(found, AUDIT_SCHEMA)
+    assert [r["aspect"] for r in found["summary"]] == ["utility", "privacy", "memorisation", "fairness"]
+    assert found["artifact"]["sha256"] == artifact.sha256 and found["artifact"]["method"] == "random"
+    memo = found["sections"]["memorisation"]
+    assert memo["near_copy_share"] == 1.0 and memo["max_ssim"] == pytest.approx(1.0)  # random real images are copies
+    assert {m["model"] for m in found["sections"]["utility"]["models"]} == {"convnet", "mlp"}
+    assert 0 <= found["sections"]["privacy"]["distilled"]["auc"] <= 1
+    md = files["md"].read_text()
+    assert md.index("## Summary") < md.index("## Utility") and "audit_roc.png" in md and artifact.sha256 in md
+    page = files["html"].read_text()
+    assert page.count("data:image/png;base64,") == 4 and all(f"id='{s}'" in page for s in
+                                                             ("summary", "utility", "privacy", "fairness"))
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**found, "summary": []}, AUDIT_SCHEMA)
+
+
+def test_bad_stages_and_learned_step_sets_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match="unknown audit stage"):
+        AuditConfig(stages=("utility", "vibes"))
+    cfg = apply_overrides(RunConfig(), ["data.name=digits", "method.name=dd", "method.ipc=1", "model=lenet",
+                                        "method.iterations=1", "seed=0"])
+    dd = distill(cfg, out=tmp_path / "dd.safetensors", progress=False)
+    with pytest.raises(ConfigError, match="securedd evaluate"):
+        run_audit(dd, SMALL, progress=False)
+
+
+def test_cli_audit_writes_next_to_the_artifact(artifact, capsys):
+    torch.set_num_threads(1)
+    assert main(["audit", str(artifact.path), "--stages", "memorisation,privacy", "--models", "mlp", "--runs", "1",
+                 "--epochs", "3", "--no-dsa", "--reference-epochs", "1", "--reference-min-steps", "20", "--mia-samples", "50",
+                 "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "| memorisation | near-copies" in out and (artifact.path.parent / "audit.html").is_file()
