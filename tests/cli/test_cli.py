@@ -16,14 +16,14 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 @pytest.mark.parametrize("command", ["demo", "distill", "evaluate", "show", "list", "experts", "keygen", "sign",
-                                     "verify", "train", "attack", "pool", "adapt", "poison", "federate"])
+                                     "verify", "train", "attack", "pool", "adapt", "poison", "federate", "audit"])
 def test_every_help_ends_with_runnable_examples(command, capsys):
     with pytest.raises(SystemExit) as exit_:
         main([command, "--help"])
     out = capsys.readouterr().out
     assert exit_.value.code == 0
     assert "examples:" in out and f"securedd {command}" in out.split("examples:")[1]
-    assert len(SUBCOMMANDS) == 11 and build_parser().prog == "securedd"
+    assert len(SUBCOMMANDS) == 12 and build_parser().prog == "securedd"
 
 
 def test_list_models_methods_datasets(capsys):
