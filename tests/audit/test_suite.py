@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 
 import jsonschema
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from securedd.api import distill
 from securedd.audit.report import AUDIT_SCHEMA, write_report
@@ -63,3 +67,23 @@ def test_cli_audit_writes_next_to_the_artifact(artifact, capsys):
                  "-q"]) == 0
     out = capsys.readouterr().out
     assert "| memorisation | near-copies" in out and (artifact.path.parent / "audit.html").is_file()
+
+
+def _browser() -> str | None:
+    return next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser"), shutil.which("google-chrome"))
+                 if p), None)
+
+
+@pytest.mark.skipif(_browser() is None, reason="no headless browser (make test installs Debian's chromium)")
+def test_the_html_report_renders_with_its_plots_in_a_headless_browser(artifact, tmp_path):
+    torch.set_num_threads(1)
+    files = write_report(run_audit(artifact, SMALL, progress=False), tmp_path)
+    shot = tmp_path / "shot.png"
+    done = subprocess.run([_browser(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                           "--window-size=1100,3200", f"--screenshot={shot}", files["html"].resolve().as_uri()],
+                          capture_output=True, text=True, timeout=180)
+    assert shot.is_file(), done.stderr
+    pixels = np.asarray(Image.open(shot).convert("RGB")).reshape(-1, 3)
+    assert (pixels.min(0) < 60).all()  # black text and tables were drawn
+    bar = np.abs(pixels.astype(int) - (0x3B, 0x6E, 0xA8)).sum(1) < 12  # the per-class plot's bars
+    assert bar.sum() > 500, "the embedded plots did not render"
