@@ -8,7 +8,8 @@ protocol (the same seeds for every run). A run is one of:
 - ``dc``: centralised DC on all 60,000 training images, ``--rounds`` iterations;
 - ``sfdd:clients=Z[,defence=D,...]``: Z clients with IID shards, ``--rounds`` rounds of
   one DC iteration per client on its shard, aggregated by the server (``aggregator=``
-  mean, the paper's, or fedavg, median, trimmed_mean). Defences: ``ldpo-rld`` (k=9,
+  mean, the paper's, or fedavg, median, trimmed_mean; ``momentum=`` the server's FedAvgM
+  momentum, 0 by default). Defences: ``ldpo-rld`` (k=9,
   eps=9/11), ``localdp-laplace`` (``scale=``), ``localdp-gaussian`` (``noise=``
   multiplier, ``clip=``; epsilon from the RDP accountant at delta 1e-5).
 - ``leakage[:defence=D,...]``: the honest-but-curious server's attack on client 0's first
@@ -141,6 +142,7 @@ def run_one(name: str, options: dict[str, str], cfg, out: Path, states: dict | N
             doorping = Doorping(malicious=int(options["malicious"]) if "malicious" in options else None)
         settings = FederationSettings(cfg, clients=clients, rounds=cfg.method.iterations,
                                       aggregator=options.get("aggregator", "mean"), min_clients=clients,
+                                      server_momentum=float(options.get("momentum", 0.0)),
                                       defence=defence, doorping=doorping, out=str(out))
         art = run_in_process(settings, states)
     return art, time.perf_counter() - start

@@ -100,3 +100,15 @@ def test_a_hundred_round_gaussian_run_reports_the_reference_epsilon(tmp_path):
     assert ledger["mechanism"] == "gaussian" and ledger["rounds"] == 100 and ledger["delta"] == 1e-5
     assert ledger["epsilon"] == pytest.approx(96.1, rel=0.05)  # RDP; REFERENCE section 4
     assert len(art.metadata["info"]["federated"]["history"]) == 100
+
+
+def test_server_momentum_accumulates_the_rounds_steps(tmp_path):
+    def step(images, record):  # every client moves the set by +1
+        return 3, [Reply(node, images + 1, 1.0, 0.0) for node in range(3)]
+
+    plain = run_server(_settings(tmp_path / "plain", rounds=2), step)
+    moving = run_server(_settings(tmp_path / "m", rounds=2, server_momentum=0.5), step)
+    start = moving.images - 2.5  # FedAvgM: +1, then +(0.5 * 1 + 1)
+    torch.testing.assert_close(plain.images, start + 2)
+    with pytest.raises(ConfigError, match="server_momentum"):
+        _settings(tmp_path, server_momentum=1.0)

@@ -42,6 +42,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="iid", help="iid (default) or dirichlet:ALPHA (label skew)")
     p.add_argument("--aggregator", default="mean", help="mean (the paper), fedavg, median or trimmed_mean")
     p.add_argument("--trim", type=float, default=0.2, help="share trimmed at each end by trimmed_mean")
+    p.add_argument("--server-momentum", type=float, default=0.0,
+                   help="FedAvgM momentum of the server's step (default: 0, the paper's plain mean)")
     p.add_argument("--min-clients", type=int, default=None, help="usable replies a round needs (default: all)")
     add_defence_flags(p)
     p.add_argument("--accountant", default="rdp", choices=("rdp", "pld"), help="privacy accountant (default: rdp)")
@@ -85,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
     defence = defence_from_args(args)
     settings = FederationSettings(cfg, clients=args.clients, rounds=args.rounds, split=args.split,
                                   aggregator=args.aggregator, trim=args.trim,
+                                  server_momentum=args.server_momentum,
                                   min_clients=args.min_clients or args.clients, defence=defence,
                                   accountant=args.accountant, delta=args.delta, out=str(out), progress=not args.quiet)
     if args.deploy_app:

@@ -56,6 +56,11 @@ class FederationSettings:
     split: str = "iid"
     aggregator: str = "mean"
     trim: float = 0.2
+    server_momentum: float = 0.0
+    """FedAvgM: the server applies ``v = m v + (aggregate - S^g)``, ``S^g += v`` (0: the paper's plain mean).
+
+    With one matching step per round, 0.5 makes the rounds move as centralised DC's image
+    optimiser (SGD, momentum 0.5) does, which a client's fresh optimiser cannot."""
     min_clients: int = 1
     timeout: float = 600.0
     defence: Defence = field(default_factory=Defence)
@@ -71,6 +76,8 @@ class FederationSettings:
         if self.clients < 1 or self.rounds < 0 or not 1 <= self.min_clients <= self.clients:
             raise ConfigError(f"need clients >= 1, rounds >= 0 and 1 <= min_clients <= clients; got clients="
                               f"{self.clients}, rounds={self.rounds}, min_clients={self.min_clients}")
+        if not 0 <= self.server_momentum < 1:
+            raise ConfigError(f"server_momentum must be in [0, 1); got {self.server_momentum}")
 
     def to_record(self) -> dict[str, Any]:
         """The settings as ``ConfigRecord`` values (strings and numbers)."""
@@ -160,9 +167,11 @@ def run_server(settings: FederationSettings, exchange: Exchange) -> Artifact:
     the checkpoint when it exists.
     """
     images, first, history = initial_images(settings), 0, []
+    velocity = torch.zeros_like(images)
     if settings.checkpoint.is_file():
         state = torch.load(settings.checkpoint, weights_only=True)
         images, first, history = state["images"], int(state["round"]), list(state["history"])
+        velocity = state.get("velocity", velocity)
         log.info("resumed the federation from %s at round %d", settings.checkpoint, first)
     for round_ in tqdm(range(first, settings.rounds), desc="federate", initial=first, total=settings.rounds,
                        disable=not settings.progress):
@@ -179,18 +188,20 @@ def run_server(settings: FederationSettings, exchange: Exchange) -> Artifact:
         if len(accepted) < settings.min_clients:
             raise ConfigError(f"round {round_}: {len(accepted)} usable replies of {asked} clients, fewer than "
                               f"min_clients={settings.min_clients}; the set so far is in {settings.checkpoint}")
-        images = aggregate(settings.aggregator, accepted, weights, settings.trim).to(images.dtype)
+        merged = aggregate(settings.aggregator, accepted, weights, settings.trim).to(images.dtype)
+        velocity = settings.server_momentum * velocity + (merged - images)
+        images = images + velocity if settings.server_momentum else merged
         history.append({"round": round_, "clients": asked, "accepted": len(accepted),
                         "loss": sum(losses) / len(losses)})
         settings.checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(settings.checkpoint, _checkpoint_bytes(images, round_ + 1, history))
+        atomic_write_bytes(settings.checkpoint, _checkpoint_bytes(images, round_ + 1, history, velocity))
         log.info("round %d: %d/%d replies aggregated, mean matching loss %.4f", round_, len(accepted), asked,
                  history[-1]["loss"])
     cfg = settings.config
     spec = dataset_spec(cfg.data.name, root=cfg.data.root)
     info = {"federated": {"clients": settings.clients, "rounds": settings.rounds, "split": settings.split,
-                          "aggregator": settings.aggregator, "defence": settings.defence.to_dict(),
-                          "history": history}}
+                          "aggregator": settings.aggregator, "server_momentum": settings.server_momentum,
+                          "defence": settings.defence.to_dict(), "history": history}}
     if settings.doorping is not None:  # an experiment's record; a real server would not know
         info["federated"]["doorping"] = {**settings.doorping.to_dict(),
                                          "workers": settings.doorping.count(settings.clients)}
@@ -248,11 +259,12 @@ def _reply(message: Any) -> Reply:
         return Reply(node, error=f"malformed reply ({exc})")
 
 
-def _checkpoint_bytes(images: torch.Tensor, round_: int, history: list[dict[str, Any]]) -> bytes:
+def _checkpoint_bytes(images: torch.Tensor, round_: int, history: list[dict[str, Any]],
+                      velocity: torch.Tensor) -> bytes:
     import io
 
     buffer = io.BytesIO()
-    torch.save({"images": images, "round": round_, "history": history}, buffer)
+    torch.save({"images": images, "round": round_, "history": history, "velocity": velocity}, buffer)
     return buffer.getvalue()
 
 

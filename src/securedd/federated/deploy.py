@@ -33,7 +33,9 @@ def settings_from_run_config(run_config: dict[str, Any]) -> FederationSettings:
     cfg = config_from_dict(json.loads(str(run_config["run-config"])))
     return FederationSettings(cfg, clients=int(run_config["clients"]), rounds=int(run_config["rounds"]),
                               split=str(run_config["split"]), aggregator=str(run_config["aggregator"]),
-                              trim=float(run_config["trim"]), min_clients=int(run_config["min-clients"]),
+                              trim=float(run_config["trim"]),
+                              server_momentum=float(run_config.get("server-momentum", 0.0)),
+                              min_clients=int(run_config["min-clients"]),
                               timeout=float(run_config["timeout"]),
                               defence=Defence(**json.loads(str(run_config["defence"]))),
                               accountant=str(run_config["accountant"]), delta=float(run_config["delta"]),
@@ -48,7 +50,8 @@ def write_app(folder: str | Path, settings: FederationSettings) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     config = {"run-config": json.dumps(config_to_dict(settings.config)), "clients": settings.clients,
               "rounds": settings.rounds, "split": settings.split, "aggregator": settings.aggregator,
-              "trim": settings.trim, "min-clients": settings.min_clients, "timeout": settings.timeout,
+              "trim": settings.trim, "server-momentum": settings.server_momentum,
+              "min-clients": settings.min_clients, "timeout": settings.timeout,
               "defence": json.dumps(settings.defence.to_dict()), "accountant": settings.accountant,
               "delta": settings.delta, "out": str(Path(settings.out).resolve())}
     project = {
