@@ -13,7 +13,7 @@ import torch  # noqa: E402
 from securedd.artifacts import Artifact  # noqa: E402
 from securedd.data.zca import ZCAWhitening  # noqa: E402
 
-__all__ = ["display_pixels", "save_grid", "save_neighbour_grid", "save_pairs"]
+__all__ = ["display_pixels", "pairs_figure", "save_grid", "save_neighbour_grid", "save_pairs"]
 
 
 def display_pixels(artifact: Artifact) -> torch.Tensor:
@@ -68,6 +68,12 @@ def save_neighbour_grid(artifact: Artifact, real_pixels: torch.Tensor, distances
 def save_pairs(top: torch.Tensor, bottom: torch.Tensor, captions: list[str], path: str | Path, *,
                rows: tuple[str, str], max_images: int = 20) -> Path:
     """PNG: two rows of [0, 1] pixel images (N, C, H, W), pair j in column j with ``captions[j]`` under it."""
+    return _save(pairs_figure(top, bottom, captions, rows=rows, max_images=max_images), path)
+
+
+def pairs_figure(top: torch.Tensor, bottom: torch.Tensor, captions: list[str], *, rows: tuple[str, str],
+                 max_images: int = 20) -> plt.Figure:
+    """The figure :func:`save_pairs` writes (for callers that embed it elsewhere)."""
     n = min(len(top), max_images)
     grey = top.shape[1] == 1
     fig, axes = plt.subplots(2, n, figsize=(1.1 * n + 0.6, 2.9), squeeze=False)
@@ -82,7 +88,7 @@ def save_pairs(top: torch.Tensor, bottom: torch.Tensor, captions: list[str], pat
         axes[1][j].set_xlabel(captions[j], fontsize=7)
     axes[0][0].set_ylabel(rows[0], fontsize=9)
     axes[1][0].set_ylabel(rows[1], fontsize=9)
-    return _save(fig, path)
+    return fig
 
 
 def _save(fig: plt.Figure, path: str | Path) -> Path:

@@ -48,8 +48,8 @@ def test_lira_beats_the_threshold_attack_at_low_fpr_on_an_overfit_target(digits_
     threshold = AttackResult("threshold", loss_scores(target, pool).numpy(), members.numpy())
     online = AttackResult("lira-online", shadows.scores(phi), members.numpy())
     offline = AttackResult("lira-offline", shadows.scores(phi, online=False), members.numpy())
-    assert threshold.auc > 0.5 and online.auc > 0.6 and offline.auc > 0.6  # measured: 0.56, 0.67, 0.67
-    assert online.tpr_at["0.1%FPR"] > 2 * threshold.tpr_at["0.1%FPR"]  # measured: 4.3% vs 0.5%
+    assert threshold.auc > 0.5 and online.auc > 0.6 and offline.auc > 0.6
+    assert online.tpr_at["0.1%FPR"] > 2 * threshold.tpr_at["0.1%FPR"]  # LiRA's edge is at low FPR
     assert online.to_dict()["members"] == int(members.sum())
 
 

@@ -184,21 +184,13 @@ def _per_class_figure(names: list[str], distilled: torch.Tensor, reference: torc
 
 
 def _pairs_figure(art: Artifact, train: RealData, look: dict[str, Any], count: int = 10) -> bytes:
-    plt = _pyplot()
+    from securedd.visualize import pairs_figure
+
     order = np.argsort(look["distance"])[:count]
-    syn = art.spec.denormalize(art.images.float()[order]).clamp(0, 1)
-    real = train.spec.denormalize(train.images[[look["nearest_index"][i] for i in order]].float()).clamp(0, 1)
-    fig, axes = plt.subplots(2, len(order), figsize=(1.1 * len(order) + 0.6, 2.9), squeeze=False)
-    grey = art.spec.channels == 1
-    for j, i in enumerate(order):
-        for r, img in enumerate((syn[j], real[j])):
-            arr = img.permute(1, 2, 0).numpy()
-            axes[r][j].imshow(arr.squeeze(-1) if grey else arr, cmap="gray" if grey else None, vmin=0, vmax=1)
-            axes[r][j].set(xticks=[], yticks=[])
-        axes[1][j].set_xlabel(f"d {look['distance'][i]:.1f}\nssim {look['ssim'][i]:.2f}", fontsize=7)
-    axes[0][0].set_ylabel("distilled", fontsize=9)
-    axes[1][0].set_ylabel("nearest\nreal", fontsize=9)
-    return _png(fig)
+    syn = art.spec.denormalize(art.images.float()[order])
+    real = train.spec.denormalize(train.images[[look["nearest_index"][i] for i in order]].float())
+    captions = [f"d {look['distance'][i]:.1f}\nssim {look['ssim'][i]:.2f}" for i in order]
+    return _png(pairs_figure(syn, real, captions, rows=("distilled", "nearest\nreal")))
 
 
 def run_audit(artifact: str | Path | Artifact, config: AuditConfig = AuditConfig(), *,

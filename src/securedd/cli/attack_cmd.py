@@ -96,8 +96,8 @@ def run_leakage(args: argparse.Namespace) -> int:
     shard = client_shard(cfg, args.clients, "iid", args.client)
     sent = initial_images(settings)
     labels = class_labels(shard.spec.num_classes, cfg.method.ipc, sent.device)
-    observed = observe_round(cfg, shard, sent, labels, client=args.client, round_=args.round,
-                             defence=defence_from_args(args))
+    defence = defence_from_args(args)
+    observed = observe_round(cfg, shard, sent, labels, client=args.client, round_=args.round, defence=defence)
     result = leakage_attack(observed, shard.spec, LeakageSettings(iterations=args.iterations,
                                                                   know_init=not args.no_init,
                                                                   learn_labels=args.learn_labels, seed=cfg.seed),
@@ -114,7 +114,7 @@ def run_leakage(args: argparse.Namespace) -> int:
         echo(f"wrote {save_pairs(real, recon, [f'mse {v:.3f}' for v in mse.tolist()], args.grid, rows=('real', 'recon.'))}")
     if args.json:
         payload = {"dataset": cfg.data.name, "model": cfg.model, "clients": args.clients, "client": args.client,
-                   "round": args.round, "batch_real": args.batch_real, "defence": defence_from_args(args).to_dict(),
+                   "round": args.round, "batch_real": args.batch_real, "defence": defence.to_dict(),
                    "know_init": not args.no_init, **found, "losses": result.losses}
         atomic_write_bytes(Path(args.json), json.dumps(payload, indent=2).encode())
         echo(f"wrote {args.json}")
