@@ -20,7 +20,7 @@ from securedd.config import RunConfig, apply_overrides
 from securedd.errors import ConfigError
 
 SMALL = AuditConfig(models=("convnet", "mlp"), runs=1, epochs=5, dsa=False, reference_epochs=1,
-                    reference_min_steps=20, mia_samples=100, tsne_points=40)
+                    reference_min_steps=20, mia_samples=100, tsne_points=40, robustness_samples=60)
 
 
 @pytest.fixture(scope="module")
@@ -35,17 +35,21 @@ def test_the_audit_writes_three_files_that_read_well_and_validate(artifact, tmp_
     files = write_report(audit, tmp_path)
     found = json.loads(files["json"].read_text())
     jsonschema.validate(found, AUDIT_SCHEMA)
-    assert [r["aspect"] for r in found["summary"]] == ["utility", "privacy", "memorisation", "fairness"]
+    assert [r["aspect"] for r in found["summary"]] == ["utility", "privacy", "robustness", "memorisation",
+                                                       "fairness"]
     assert found["artifact"]["sha256"] == artifact.sha256 and found["artifact"]["method"] == "random"
     memo = found["sections"]["memorisation"]
     assert memo["near_copy_share"] == 1.0 and memo["max_ssim"] == pytest.approx(1.0)  # random real images are copies
     assert {m["model"] for m in found["sections"]["utility"]["models"]} == {"convnet", "mlp"}
     assert 0 <= found["sections"]["privacy"]["distilled"]["auc"] <= 1
+    robust = found["sections"]["robustness"]
+    assert robust["epsilons"][0] == 0 and len(robust["distilled"]) == len(robust["epsilons"])
+    assert all(np.diff(robust["reference"]) <= 0) and robust["reference"][-1] < robust["reference"][0]
     md = files["md"].read_text()
     assert md.index("## Summary") < md.index("## Utility") and "audit_roc.png" in md and artifact.sha256 in md
     page = files["html"].read_text()
-    assert page.count("data:image/png;base64,") == 4 and all(f"id='{s}'" in page for s in
-                                                             ("summary", "utility", "privacy", "fairness"))
+    assert page.count("data:image/png;base64,") == 5 and all(
+        f"id='{s}'" in page for s in ("summary", "utility", "privacy", "robustness", "fairness"))
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**found, "summary": []}, AUDIT_SCHEMA)
 
@@ -87,3 +91,11 @@ def test_the_html_report_renders_with_its_plots_in_a_headless_browser(artifact, 
     assert (pixels.min(0) < 60).all()  # black text and tables were drawn
     bar = np.abs(pixels.astype(int) - (0x3B, 0x6E, 0xA8)).sum(1) < 12  # the per-class plot's bars
     assert bar.sum() > 500, "the embedded plots did not render"
+
+
+def test_cli_refuses_bad_deepfool_budgets(artifact, capsys):
+    assert main(["audit", str(artifact.path), "--stages", "robustness", "--epsilons", "0,a", "-q"]) == 2
+    assert "--epsilons takes comma-separated numbers" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="norm"):
+        AuditConfig(norm="l1")
+    assert AuditConfig(norm="l2").budgets[0] == 0 and AuditConfig(epsilons=(0.0, 0.1)).budgets == (0.0, 0.1)

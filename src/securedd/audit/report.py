@@ -37,6 +37,10 @@ AUDIT_SCHEMA: dict[str, Any] = {
         "sections": {"type": "object", "properties": {
             "utility": {"type": "object", "required": ["models", "reference_accuracy"]},
             "privacy": {"type": "object", "required": ["distilled", "reference"]},
+            "robustness": {"type": "object", "required": ["norm", "epsilons", "distilled", "reference"],
+                           "properties": {"epsilons": {"type": "array", "items": {"type": "number", "minimum": 0}},
+                                          "distilled": {"type": "array", "items": {"type": "number"}},
+                                          "reference": {"type": "array", "items": {"type": "number"}}}},
             "memorisation": {"type": "object", "required": ["near_copy_share", "per_image"]},
             "fairness": {"type": "object", "required": ["per_class_accuracy", "accuracy_variance"]}}},
         "figures": {"type": "array", "items": {"type": "string"}},
@@ -45,12 +49,14 @@ AUDIT_SCHEMA: dict[str, Any] = {
 }
 
 _TITLES = {"utility": "Utility: accuracy across architectures", "privacy": "Privacy: membership inference",
+           "robustness": "Robustness: accuracy under DeepFool",
            "memorisation": "Memorisation: nearest real images", "fairness": "Fairness across classes"}
 _CAPTIONS = {"roc": "ROC of the loss-threshold membership attack (log axes)",
+             "robustness": "Test accuracy under DeepFool as the perturbation budget grows",
              "closest_pairs": "The distilled images closest to a real training image, above that image",
              "per_class": "Per-class test accuracy, distilled vs full-data reference",
              "tsne": "t-SNE of real test images and distilled images in the reference's feature space"}
-_FIGURES = {"privacy": ["roc"], "memorisation": ["closest_pairs"], "fairness": ["per_class", "tsne"]}
+_FIGURES = {"privacy": ["roc"], "robustness": ["robustness"], "memorisation": ["closest_pairs"], "fairness": ["per_class", "tsne"]}
 
 
 def _cell(value: Any) -> str:
@@ -70,6 +76,10 @@ def _section_rows(stage: str, body: dict[str, Any]) -> tuple[list[str], list[lis
                   f"{r['members']} / {r['non_members']}"]
                  for name, r in (("trained on the distilled set", body["distilled"]),
                                  ("full-data reference", body["reference"]))])
+    if stage == "robustness":
+        return (["model", *[f"eps {e:g}" for e in body["epsilons"]]],
+                [[name, *[f"{v:.1f}" for v in body[key]]]
+                 for name, key in (("trained on the distilled set", "distilled"), ("full-data reference", "reference"))])
     if stage == "memorisation":
         return (["mean L2 to nearest", "mean SSIM", "max SSIM", f"near-copies (SSIM >= {body['near_copy_ssim']})"],
                 [[f"{body['mean_distance']:.3f}", f"{body['mean_ssim']:.3f}", f"{body['max_ssim']:.3f}",
@@ -94,6 +104,9 @@ def _header(audit: Audit) -> list[tuple[str, str]]:
 def _stage_note(stage: str, body: dict[str, Any]) -> str:
     if stage == "utility" and body.get("skipped"):
         return f"Not run (the images do not fit them): {', '.join(body['skipped'])}."
+    if stage == "robustness":
+        return (f"DeepFool ({body['norm']}, pixels in [0, 1]) on {body['samples']} test images; accuracy in %. "
+                "An image counts when it is classified correctly and DeepFool needs more than the budget.")
     if stage == "fairness":
         return (f"Variance of per-class accuracy: {body['accuracy_variance']:.2f} (reference "
                 f"{body['reference_accuracy_variance']:.2f}); of per-class loss: {body['loss_variance']:.4f}. "
