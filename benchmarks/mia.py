@@ -231,6 +231,7 @@ def plot(results: dict) -> list[Path]:
         ax.set(xscale="log", xlabel="originals per class", ylabel="membership AUC (loss threshold)",
                title="MNIST, 10 distilled images per class")
         ax.set_xticks(sorted({r["origin"] for r in cells}), [str(v) for v in sorted({r["origin"] for r in cells})])
+        ax.tick_params(axis="x", which="minor", labelbottom=False)
         ax.legend(fontsize=8)
         fig.tight_layout()
         written.append(IMAGES / "mia_auc_vs_origin.png")
