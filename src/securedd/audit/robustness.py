@@ -20,7 +20,7 @@ from torch import nn
 from securedd.data.spec import DatasetSpec, RealData
 from securedd.errors import ConfigError
 
-__all__ = ["DEFAULT_EPSILONS", "NORMS", "deepfool_accuracy", "require_foolbox"]
+__all__ = ["DEFAULT_EPSILONS", "NORMS", "check_budgets", "deepfool_accuracy", "require_foolbox"]
 
 NORMS = ("linf", "l2")
 DEFAULT_EPSILONS = {"linf": (0.0, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3),
@@ -40,6 +40,16 @@ class _Normalised(nn.Module):
         return self.model((pixels - self.mean) / self.std)
 
 
+def check_budgets(norm: str, epsilons: Sequence[float]) -> list[float]:
+    """``epsilons`` as floats; ConfigError for an unknown ``norm`` or a negative or missing budget."""
+    if norm not in NORMS:
+        raise ConfigError(f"unknown DeepFool norm '{norm}'; choose from {', '.join(NORMS)}")
+    eps = [float(e) for e in epsilons]
+    if not eps or min(eps) < 0:
+        raise ConfigError(f"DeepFool budgets must be a non-empty list of numbers >= 0; got {list(epsilons)}")
+    return eps
+
+
 def require_foolbox():
     try:
         import foolbox
@@ -56,11 +66,7 @@ def deepfool_accuracy(model: nn.Module, data: RealData, epsilons: Sequence[float
     The first budget is usually 0: the clean accuracy. Budgets must be non-negative and
     are applied to pixels in [0, 1] under ``norm`` (``linf`` or ``l2``).
     """
-    if norm not in NORMS:
-        raise ConfigError(f"unknown DeepFool norm '{norm}'; choose from {', '.join(NORMS)}")
-    eps = [float(e) for e in epsilons]
-    if not eps or min(eps) < 0:
-        raise ConfigError(f"DeepFool budgets must be a non-empty list of numbers >= 0; got {list(epsilons)}")
+    eps = check_budgets(norm, epsilons)
     fb = require_foolbox()
     wrapped = _Normalised(model, data.spec).eval()
     fmodel = fb.PyTorchModel(wrapped, bounds=(0.0, 1.0))

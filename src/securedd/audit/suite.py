@@ -36,7 +36,7 @@ import torch
 from securedd.api import eval_settings, evaluate
 from securedd.artifacts import Artifact, load_artifact
 from securedd.audit.mia import AttackResult, loss_scores
-from securedd.audit.robustness import DEFAULT_EPSILONS, NORMS, deepfool_accuracy, require_foolbox
+from securedd.audit.robustness import DEFAULT_EPSILONS, check_budgets, deepfool_accuracy, require_foolbox
 from securedd.config import EvalConfig
 from securedd.data import load_dataset
 from securedd.data.spec import RealData
@@ -83,17 +83,14 @@ class AuditConfig:
             raise ConfigError(f"unknown audit stage(s) {', '.join(unknown)}; choose from {', '.join(STAGES)}")
         if self.runs < 1 or self.mia_samples < 10:
             raise ConfigError(f"the audit needs runs >= 1 and mia_samples >= 10; got {self.runs}, {self.mia_samples}")
-        if self.norm not in NORMS:
-            raise ConfigError(f"unknown DeepFool norm '{self.norm}'; choose from {', '.join(NORMS)}")
         if self.robustness_samples < 1:
             raise ConfigError(f"robustness_samples must be >= 1; got {self.robustness_samples}")
-        if self.epsilons is not None and (not self.epsilons or min(self.epsilons) < 0):
-            raise ConfigError(f"DeepFool budgets must be a non-empty list of numbers >= 0; got {list(self.epsilons)}")
+        check_budgets(self.norm, self.budgets)
 
     @property
     def budgets(self) -> tuple[float, ...]:
         """The DeepFool budgets: ``epsilons``, or the norm's default sweep."""
-        return tuple(self.epsilons) if self.epsilons is not None else DEFAULT_EPSILONS[self.norm]
+        return tuple(self.epsilons) if self.epsilons is not None else DEFAULT_EPSILONS.get(self.norm, ())
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from securedd.audit.robustness import DEFAULT_EPSILONS, NORMS
 from securedd.audit.suite import DEFAULT_MODELS, STAGES, AuditConfig
 from securedd.cli.common import add_data_flags, echo, examples
 from securedd.errors import ConfigError
@@ -44,10 +45,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mia-samples", type=int, default=2000, help="members and non-members each (default: 2000)")
     p.add_argument("--robustness-samples", type=int, default=AuditConfig.robustness_samples,
                    help="test images DeepFool attacks (default: %(default)s)")
-    p.add_argument("--norm", choices=("linf", "l2"), default=AuditConfig.norm,
+    p.add_argument("--norm", choices=NORMS, default=AuditConfig.norm,
                    help="DeepFool's norm; budgets are on pixels in [0, 1] (default: %(default)s)")
-    p.add_argument("--epsilons", help="comma-separated DeepFool budgets (default: the norm's sweep, e.g. "
-                                      "0,0.01,0.02,0.05,0.1,0.15,0.2,0.3 for linf)")
+    p.add_argument("--epsilons", help="comma-separated DeepFool budgets (default: the norm's sweep, "
+                   + "; ".join(f"{n}: {','.join(f'{e:g}' for e in DEFAULT_EPSILONS[n])}" for n in NORMS) + ")")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out-dir", metavar="DIR", help="where the report goes (default: beside the artifact)")
     add_data_flags(p)
