@@ -14,7 +14,10 @@ ROC AUC and TPR at 0.1% / 1% FPR, mean ± std over the targets. The reference po
 ConvNet-3 trained on the originals themselves (``--reference-steps`` SGD steps, no
 augmentation), attacked the same way. With ``--shadows S > 0`` LiRA (online and offline)
 runs too: S shadow pipelines, each distilling from a random half of members and
-non-members and training one model, exactly as the target's.
+non-members and training one model, exactly as the target's. LiRA is reported with one
+query per example and, with ``--query-shift P``, with five (the image and four copies
+moved P pixels), each with a variance shared by all examples and (8+ shadows) one per
+example.
 
 ``overfit``: LiRA against a deliberately over-fit network (``--overfit-model``, LeNet by
 default) trained on real images: a pool of ``--pool`` MNIST training images (balanced
@@ -134,7 +137,7 @@ def study_cell(args, method: str, origin: int, init: str, classes: int) -> dict:
     """Distil from ``origin`` members per class, attack ``--models`` targets (and LiRA)."""
     import torch
 
-    from securedd.audit.mia import logit_confidence, loss_scores, run_lira
+    from securedd.audit.mia import LiraShadows, loss_scores, query_confidence, run_lira
     from securedd.data import load_dataset
     from securedd.rng import make_generator
 
@@ -149,7 +152,8 @@ def study_cell(args, method: str, origin: int, init: str, classes: int) -> dict:
     for m in range(args.models):
         target = _train(images, labels, members.spec, args.seed + m, epochs=args.target_epochs)
         rows.append(_attack(loss_scores(target, members).numpy(), loss_scores(target, others).numpy()))
-        phis.append(torch.cat([logit_confidence(target, members), logit_confidence(target, others)]))
+        phis.append(torch.cat([query_confidence(target, members, args.query_shift),
+                               query_confidence(target, others, args.query_shift)], 1))  # (V, 2N)
     out = {"method": method, "origin": origin, "init": init, "classes": classes, "iterations": iterations,
            "ipc": args.ipc, "models": args.models, "distil_s": round(distil_s, 1),
            "threshold": {"auc": _mean_std(rows, "auc"), "tpr@0.1%FPR": _mean_std(rows, "tpr@0.1%FPR"),
@@ -166,11 +170,21 @@ def study_cell(args, method: str, origin: int, init: str, classes: int) -> dict:
             return _train(shadow.images.float(), shadow.labels, half.spec, args.seed + 1000 + s,
                           epochs=args.target_epochs, tag="shadow")
 
-        shadows = run_lira(pipeline, pool, args.shadows, make_generator(args.seed, "mia", "lira"))
-        for mode in ("online", "offline"):
-            per = [_attack(*np.split(shadows.scores(phi, online=mode == "online"), [len(members)])) for phi in phis]
-            out[f"lira_{mode}"] = {"auc": _mean_std(per, "auc"), "tpr@0.1%FPR": _mean_std(per, "tpr@0.1%FPR"),
-                                   "tpr@1%FPR": _mean_std(per, "tpr@1%FPR")}
+        shadows = run_lira(pipeline, pool, args.shadows, make_generator(args.seed, "mia", "lira"),
+                           shift=args.query_shift)
+        plain = LiraShadows(shadows.phi.reshape(args.shadows, -1, len(pool))[:, 0], shadows.inside)
+        variants = {"": (plain, 0)} | ({f"_shift{args.query_shift}": (shadows, None)} if args.query_shift else {})
+        for suffix, (fits, view) in variants.items():  # one query, and (with a shift) all five
+            for mode in ("online", "offline"):
+                for variance, per_example in (("", False), ("_pervar", True)):
+                    if per_example and args.shadows < 8:
+                        continue  # too few "out" shadows per example for its own variance
+                    per = [_attack(*np.split(fits.scores(phi if view is None else phi[view], online=mode == "online",
+                                                         global_variance=not per_example), [len(members)]))
+                           for phi in phis]
+                    out[f"lira_{mode}{suffix}{variance}"] = {
+                        "auc": _mean_std(per, "auc"), "tpr@0.1%FPR": _mean_std(per, "tpr@0.1%FPR"),
+                        "tpr@1%FPR": _mean_std(per, "tpr@1%FPR")}
     out["seconds"] = round(time.perf_counter() - start, 1)
     return out
 
@@ -272,6 +286,8 @@ def main() -> None:
     parser.add_argument("--reference-steps", type=int, default=200,
                         help="SGD steps of the ConvNet-3 trained on the originals (default: 200)")
     parser.add_argument("--shadows", type=int, default=0, help="LiRA shadows (study: 0 = threshold only)")
+    parser.add_argument("--query-shift", type=int, default=0,
+                        help="LiRA also queries every model on copies moved this many pixels (0: one query)")
     parser.add_argument("--pool", type=int, default=2000)
     parser.add_argument("--overfit-epochs", type=int, default=300)
     parser.add_argument("--overfit-model", default="lenet")
@@ -296,13 +312,16 @@ def main() -> None:
                 for init in args.inits.split(","):
                     for origin in (int(v) for v in args.origins.split(",")):
                         key = (f"study:{method}:{init}:origin={origin}:classes={classes}:ipc={args.ipc}:"
-                               f"it={_iterations(method, args.iterations)}:shadows={args.shadows}")
+                               f"it={_iterations(method, args.iterations)}:shadows={args.shadows}"
+                               + (f":shift={args.query_shift}" if args.query_shift else ""))
                         if key not in results:
                             results[key] = study_cell(args, method, origin, init, classes)
                             save_results(args.results, results)
                         r = results[key]
+                        lira = {k[5:]: v["auc"][0] for k, v in r.items() if k.startswith("lira_")}
                         print(f"{key}: threshold AUC {r['threshold']['auc'][0]:.3f} ± {r['threshold']['auc'][1]:.3f}"
-                              f" (originals {r['originals_threshold']['auc']:.3f}), {r['seconds']} s", flush=True)
+                              f" (originals {r['originals_threshold']['auc']:.3f}), {r['seconds']} s"
+                              + (f"; LiRA AUC {lira}" if lira else ""), flush=True)
     if args.plot or args.experiment == "plot":
         for path in plot(results):
             print("wrote", path)

@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-from securedd.audit.mia import AttackResult, LiraShadows, logit_confidence, loss_scores, roc_summary, run_lira
+from securedd.audit.mia import (
+    AttackResult,
+    LiraShadows,
+    logit_confidence,
+    loss_scores,
+    query_confidence,
+    roc_summary,
+    run_lira,
+    shifted_views,
+)
 from securedd.data.spec import RealData
 from securedd.errors import ConfigError
 from securedd.evaluate.train_eval import TrainSettings, train_model
@@ -57,3 +66,37 @@ def test_online_lira_refuses_examples_no_shadow_left_out():
     shadows = LiraShadows(torch.zeros(2, 3), torch.tensor([[True, True, False], [True, False, True]]))
     with pytest.raises(ConfigError, match="train more shadows"):
         shadows.scores(torch.zeros(3))
+
+
+def test_shifted_views_move_the_image_and_repeat_its_edge(digits_train):
+    data = digits_train.subset(torch.arange(4))
+    assert shifted_views(data, 0) == [data]
+    views = shifted_views(data, 2)
+    assert len(views) == 5 and views[0] is data
+    down, up, right, left = (v.images for v in views[1:])
+    x = data.images
+    torch.testing.assert_close(down[..., 2:, :], x[..., :-2, :])
+    torch.testing.assert_close(down[..., :2, :], x[..., :1, :].expand_as(down[..., :2, :]))
+    torch.testing.assert_close(up[..., :-2, :], x[..., 2:, :])
+    torch.testing.assert_close(right[..., :, 2:], x[..., :, :-2])
+    torch.testing.assert_close(left[..., :, :-2], x[..., :, 2:])
+    assert all(torch.equal(v.labels, data.labels) for v in views)
+    with pytest.raises(ConfigError, match="shift must be >= 0"):
+        shifted_views(data, -1)
+
+
+def test_lira_with_repeated_queries_scores_as_one_query(digits_train):
+    gen = torch.Generator().manual_seed(0)
+    inside = torch.stack([torch.randperm(6, generator=gen) < 3 for _ in range(40)], 1)
+    phi = torch.randn(6, 40, generator=gen)
+    target = torch.randn(40, generator=gen)
+    one = LiraShadows(phi, inside)
+    five = LiraShadows(phi[:, None].expand(6, 5, 40), inside)
+    for online in (True, False):
+        np.testing.assert_allclose(five.scores(target.expand(5, 40), online=online), one.scores(target, online=online))
+    with pytest.raises(ConfigError, match="same query shift"):
+        five.scores(target)
+    model = create_model("mlp", digits_train.spec.shape, 10, generator=gen)
+    queries = query_confidence(model, digits_train.subset(torch.arange(7)), 1)
+    assert queries.shape == (5, 7)
+    torch.testing.assert_close(queries[0], logit_confidence(model, digits_train.subset(torch.arange(7))))

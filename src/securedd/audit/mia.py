@@ -12,7 +12,10 @@ network on the set", so the members are the real images the distillation used.
   ``phi = log(p_y / (1 - p_y))`` with and without it. Online: the score is the likelihood
   ratio of the target's ``phi`` under the two. Offline: only the "out" fit is used, and the
   score is how far above it the target's ``phi`` lies (one-sided). With few shadows a
-  single variance shared by all candidates is steadier (``global_variance``).
+  single variance shared by all candidates is steadier (``global_variance``). With
+  ``shift > 0`` every model is queried on the image and on four copies moved by ``shift``
+  pixels (LiRA's augmented queries; the evaluation trains with such shifts): one Gaussian
+  per query, the scores averaged over the queries.
 
 Metrics: ROC AUC and the TPR at 0.1% and 1% FPR, from scikit-learn's ROC curve.
 """
@@ -33,8 +36,8 @@ from tqdm.auto import tqdm
 from securedd.data.spec import RealData
 from securedd.errors import ConfigError
 
-__all__ = ["AttackResult", "LiraShadows", "logit_confidence", "loss_scores", "roc_summary", "run_lira",
-           "tpr_at_fpr"]
+__all__ = ["AttackResult", "LiraShadows", "logit_confidence", "loss_scores", "query_confidence", "roc_summary",
+           "run_lira", "shifted_views", "tpr_at_fpr"]
 
 Pipeline = Callable[[RealData, int], torch.nn.Module]
 """``(training images, seed) -> trained model``: what the target and every shadow go through."""
@@ -52,6 +55,28 @@ def logit_confidence(model: torch.nn.Module, data: RealData, batch: int = 1024) 
         others = logits.scatter(1, y[:, None], float("-inf")).logsumexp(1)
         out.append(true - others)
     return torch.cat(out)
+
+
+def shifted_views(data: RealData, shift: int) -> list[RealData]:
+    """``data`` itself and, for ``shift > 0``, four copies moved ``shift`` pixels down, up, right
+    and left (edge pixels repeated into the gap)."""
+    if shift < 0:
+        raise ConfigError(f"the query shift must be >= 0 pixels; got {shift}")
+    if shift == 0:
+        return [data]
+    images = data.images.float()
+    height, width = images.shape[-2:]
+    padded = F.pad(images, (shift, shift, shift, shift), mode="replicate")
+    views = [data]
+    for dy, dx in ((shift, 0), (-shift, 0), (0, shift), (0, -shift)):
+        top, left = shift - dy, shift - dx
+        views.append(RealData(padded[..., top : top + height, left : left + width], data.labels, data.spec))
+    return views
+
+
+def query_confidence(model: torch.nn.Module, data: RealData, shift: int = 0) -> torch.Tensor:
+    """(V, N) :func:`logit_confidence` on each of :func:`shifted_views` (V = 1, or 5 with a shift)."""
+    return torch.stack([logit_confidence(model, view) for view in shifted_views(data, shift)])
 
 
 @torch.no_grad()
@@ -106,22 +131,33 @@ class LiraShadows:
     """The shadows' ``phi`` on every pool example, and which examples each shadow trained on."""
 
     phi: torch.Tensor
-    """(S, N) logit-scaled confidence of shadow s on pool example n."""
+    """(S, N) logit-scaled confidence of shadow s on pool example n, or (S, V, N) over V queries."""
     inside: torch.Tensor
     """(S, N) bool: example n was in shadow s's training half."""
 
     def scores(self, target_phi: torch.Tensor, *, online: bool = True, global_variance: bool = True) -> np.ndarray:
-        """LiRA scores of the target's ``phi`` (N,) on the pool (higher: more likely a member)."""
+        """LiRA scores of the target's ``phi`` on the pool (higher: more likely a member).
+
+        ``target_phi`` is (N,), or (V, N) when the shadows were queried V times per example.
+        """
         phi, inside = self.phi.double(), self.inside
+        phi = phi[:, None] if phi.dim() == 2 else phi  # (S, V, N)
+        x = target_phi.double().reshape(-1, phi.shape[-1])
+        if x.shape[0] != phi.shape[1]:
+            raise ConfigError(f"the target was queried {x.shape[0]} time(s) per example, the shadows "
+                              f"{phi.shape[1]}: use the same query shift for both")
         if online and (inside.sum(0).min() < 1 or (~inside).sum(0).min() < 1):
             raise ConfigError("online LiRA needs every example in and out of at least one shadow; train more shadows")
-        mu_out, var_out = _fit(phi, ~inside, global_variance)
-        x = target_phi.double()
-        if not online:
-            return norm.logcdf(((x - mu_out) / var_out.sqrt()).numpy())  # how far above the "out" fit
-        mu_in, var_in = _fit(phi, inside, global_variance)
-        return (norm.logpdf(x.numpy(), mu_in.numpy(), var_in.sqrt().numpy())
-                - norm.logpdf(x.numpy(), mu_out.numpy(), var_out.sqrt().numpy()))
+        per_query = []
+        for v in range(phi.shape[1]):
+            mu_out, var_out = _fit(phi[:, v], ~inside, global_variance)
+            if not online:
+                per_query.append(norm.logcdf(((x[v] - mu_out) / var_out.sqrt()).numpy()))  # how far above "out"
+                continue
+            mu_in, var_in = _fit(phi[:, v], inside, global_variance)
+            per_query.append(norm.logpdf(x[v].numpy(), mu_in.numpy(), var_in.sqrt().numpy())
+                             - norm.logpdf(x[v].numpy(), mu_out.numpy(), var_out.sqrt().numpy()))
+        return np.mean(per_query, axis=0)
 
 
 def _fit(phi: torch.Tensor, mask: torch.Tensor, global_variance: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -136,9 +172,10 @@ def _fit(phi: torch.Tensor, mask: torch.Tensor, global_variance: bool) -> tuple[
     return mu, (resid.sum(0) / (count - 1).clamp_min(1)).clamp_min(1e-8)
 
 
-def run_lira(pipeline: Pipeline, pool: RealData, shadows: int, generator: torch.Generator, *,
+def run_lira(pipeline: Pipeline, pool: RealData, shadows: int, generator: torch.Generator, *, shift: int = 0,
              progress: bool = True) -> LiraShadows:
-    """Train ``shadows`` models with ``pipeline``, each on a random half of ``pool``.
+    """Train ``shadows`` models with ``pipeline``, each on a random half of ``pool``, and query
+    each on the whole pool (:func:`query_confidence` with ``shift``).
 
     The halves are balanced: every example is in exactly half of the shadows (for an even
     count), as in LiRA's reference experiments.
@@ -148,8 +185,8 @@ def run_lira(pipeline: Pipeline, pool: RealData, shadows: int, generator: torch.
     n = len(pool)
     ranks = torch.stack([torch.randperm(shadows, generator=generator) for _ in range(n)], 1)  # (S, N)
     inside = ranks < shadows // 2
-    phi = torch.zeros((shadows, n), dtype=torch.float64)
+    phi = []
     for s in tqdm(range(shadows), desc="LiRA shadows", disable=not progress):
         model = pipeline(pool.subset(torch.nonzero(inside[s]).flatten()), s)
-        phi[s] = logit_confidence(model, pool)
-    return LiraShadows(phi, inside)
+        phi.append(query_confidence(model, pool, shift) if shift else logit_confidence(model, pool))
+    return LiraShadows(torch.stack(phi), inside)
