@@ -35,6 +35,13 @@ def test_budget_zero_is_the_clean_accuracy_and_accuracy_falls_with_the_budget(tr
     assert l2[0] == pytest.approx(linf[0]) and l2[-1] < l2[1] < l2[0]
 
 
+def test_the_batch_size_does_not_change_the_result(trained):
+    model, test = trained
+    budgets = [0.0, 0.05, 0.1]
+    np.testing.assert_array_equal(deepfool_accuracy(model, test, budgets, batch=120),
+                                  deepfool_accuracy(model, test, budgets, batch=7))
+
+
 def test_bad_norms_and_budgets_are_refused(trained):
     model, test = trained
     with pytest.raises(ConfigError, match="norm"):

@@ -4,7 +4,7 @@ import torch
 from securedd.data import load_dataset
 from securedd.errors import MismatchError
 from securedd.evaluate import TrainSettings, class_variance, evaluate_set, normalized_per_class
-from securedd.evaluate.train_eval import replay_steps, score_model, train_model
+from securedd.evaluate.train_eval import inference_batch, replay_steps, score_model, train_model
 
 
 def _subset(data, per_class):
@@ -86,6 +86,14 @@ def test_test_model_counts_per_class(digits_test):
 
     score = score_model(Oracle(), digits_test)
     assert score.per_class_accuracy[0] == 100 and score.per_class_accuracy[1:].sum() == 0
+
+
+def test_scores_do_not_depend_on_the_inference_batch(digits_test):
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    assert inference_batch(digits_test.images) == 64  # a CPU tensor: cache-sized batches
+    whole, small = score_model(model, digits_test, batch_size=4096), score_model(model, digits_test)
+    assert whole.accuracy == small.accuracy
+    torch.testing.assert_close(whole.per_class_loss, small.per_class_loss)
 
 
 def test_fairness_helpers():

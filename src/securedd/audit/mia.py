@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 
 from securedd.data.spec import RealData
 from securedd.errors import ConfigError
+from securedd.evaluate.train_eval import inference_batch
 
 __all__ = ["AttackResult", "LiraShadows", "logit_confidence", "loss_scores", "query_confidence", "roc_summary",
            "run_lira", "shifted_views", "tpr_at_fpr"]
@@ -44,9 +45,10 @@ Pipeline = Callable[[RealData, int], torch.nn.Module]
 
 
 @torch.no_grad()
-def logit_confidence(model: torch.nn.Module, data: RealData, batch: int = 1024) -> torch.Tensor:
+def logit_confidence(model: torch.nn.Module, data: RealData, batch: int | None = None) -> torch.Tensor:
     """(N,) ``log p_y - log(1 - p_y)`` of the true class, computed stably from the logits."""
     model.eval()
+    batch = batch or inference_batch(data.images)
     out = []
     for start in range(0, len(data), batch):
         logits = model(data.images[start : start + batch].float()).double()
@@ -80,9 +82,10 @@ def query_confidence(model: torch.nn.Module, data: RealData, shift: int = 0) -> 
 
 
 @torch.no_grad()
-def loss_scores(model: torch.nn.Module, data: RealData, batch: int = 1024) -> torch.Tensor:
+def loss_scores(model: torch.nn.Module, data: RealData, batch: int | None = None) -> torch.Tensor:
     """(N,) the negative cross-entropy of each example: the threshold attack's score."""
     model.eval()
+    batch = batch or inference_batch(data.images)
     return torch.cat([-F.cross_entropy(model(data.images[s : s + batch].float()).double(),
                                        data.labels[s : s + batch], reduction="none")
                       for s in range(0, len(data), batch)])

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from securedd.distill.base import METHODS, DistillContext, Method, NoParams
 from securedd.distill.synthetic import SyntheticSet, class_labels
+from securedd.evaluate.train_eval import inference_batch
 
 __all__ = ["HerdingMethod", "KCenterMethod", "RandomMethod", "herding_select", "kcenter_select"]
 
@@ -62,8 +63,9 @@ def train_embedder(ctx: DistillContext, params: EmbeddingParams) -> torch.nn.Mod
 
 
 @torch.no_grad()
-def embed_all(model: torch.nn.Module, images: torch.Tensor, batch: int = 1024) -> torch.Tensor:
-    """(N, D) features of every image, batched."""
+def embed_all(model: torch.nn.Module, images: torch.Tensor, batch: int | None = None) -> torch.Tensor:
+    """(N, D) features of every image, in batches of :func:`inference_batch` by default."""
+    batch = batch or inference_batch(images)
     return torch.cat([model.embed(images[i : i + batch]) for i in range(0, len(images), batch)])
 
 

@@ -35,7 +35,7 @@ from securedd.artifacts import Artifact
 from securedd.data.sampler import ClassBalancedSampler
 from securedd.data.spec import RealData
 from securedd.errors import MismatchError
-from securedd.evaluate.train_eval import TrainSettings, replay_steps, score_model, train_model
+from securedd.evaluate.train_eval import TrainSettings, inference_batch, replay_steps, score_model, train_model
 from securedd.rng import make_generator
 
 __all__ = ["FIXED_LRS", "ApplicationReport", "Arm", "adaptation_report", "poison_scores", "poisoning_report"]
@@ -91,9 +91,10 @@ class ApplicationReport:
 
 @torch.no_grad()
 def poison_scores(model: torch.nn.Module, test: RealData, attacked: int, target: int,
-                  batch_size: int = 2048) -> dict[str, float]:
+                  batch_size: int | None = None) -> dict[str, float]:
     """The DD paper's three poisoning metrics (%) of ``model`` on ``test`` for attack K -> T."""
     model.eval()
+    batch_size = batch_size or inference_batch(test.images)
     preds = torch.cat([model(test.images[i : i + batch_size]).argmax(1) for i in range(0, len(test), batch_size)])
     is_k = test.labels == attacked
     wrong = torch.where(is_k, target, test.labels)

@@ -29,7 +29,8 @@ from securedd.models import create_model
 from securedd.models.pieces import has_batch_norm, num_pieces
 from securedd.rng import make_generator
 
-__all__ = ["ArchReport", "EvalReport", "ModelScore", "TrainSettings", "evaluate_set", "score_model", "train_model"]
+__all__ = ["ArchReport", "EvalReport", "ModelScore", "TrainSettings", "evaluate_set", "inference_batch", "score_model",
+           "train_model"]
 
 log = logging.getLogger(__name__)
 
@@ -138,10 +139,20 @@ def replay_steps(
     return model
 
 
+def inference_batch(images: torch.Tensor) -> int:
+    """The batch size for forward passes without gradients over ``images``.
+
+    64 on a CPU, where activations that stay in cache make ResNet-18 on MNIST about twice
+    as fast as in batches of 2048 (ConvNet-3 likewise); 2048 on an accelerator.
+    """
+    return 64 if images.device.type == "cpu" else 2048
+
+
 @torch.no_grad()
-def score_model(model: torch.nn.Module, test: RealData, batch_size: int = 2048) -> ModelScore:
-    """Accuracy and loss on ``test``, overall and per class."""
+def score_model(model: torch.nn.Module, test: RealData, batch_size: int | None = None) -> ModelScore:
+    """Accuracy and loss on ``test``, overall and per class (batches of :func:`inference_batch` by default)."""
     model.eval()
+    batch_size = batch_size or inference_batch(test.images)
     k = test.spec.num_classes
     losses, correct = [], []
     for start in range(0, len(test), batch_size):

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 from securedd.data.spec import DatasetSpec, RealData
 from securedd.errors import ConfigError
+from securedd.evaluate.train_eval import inference_batch
 from securedd.rng import make_generator
 
 __all__ = ["Doorping", "attack_success", "optimise_trigger", "poisoned_indices", "stamp", "top_neuron",
@@ -117,9 +118,10 @@ def poisoned_indices(shard: RealData, settings: Doorping, seed: int, client: int
 
 
 def attack_success(model: torch.nn.Module, test: RealData, trigger: torch.Tensor, mask: torch.Tensor,
-                   target: int, batch: int = 2048) -> dict[str, float]:
+                   target: int, batch: int | None = None) -> dict[str, float]:
     """ASR (%) over test images not of the target class, and over all of them."""
     model.eval()
+    batch = batch or inference_batch(test.images)
     hits, labels = [], []
     with torch.no_grad():
         for start in range(0, len(test), batch):
