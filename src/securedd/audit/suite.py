@@ -209,9 +209,10 @@ def _per_class_figure(names: list[str], distilled: torch.Tensor, reference: torc
     x = np.arange(len(names))
     ax.bar(x - 0.2, reference.numpy(), 0.4, label="full-data reference", color="#999999")
     ax.bar(x + 0.2, distilled.numpy(), 0.4, label="distilled (ConvNet-3)", color="#3b6ea8")
-    ax.set(xticks=x, xticklabels=names, ylabel="test accuracy (%)", ylim=(0, 100), title="per-class accuracy")
+    ax.set(xticks=x, xticklabels=names, ylabel="test accuracy (%)", ylim=(0, 118), yticks=range(0, 101, 20),
+           title="per-class accuracy")
     ax.tick_params(axis="x", labelsize=7, rotation=45 if len(names) > 10 else 0)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper center", ncol=2, frameon=False)  # above the bars, not over them
     return _png(fig)
 
 
