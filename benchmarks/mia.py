@@ -233,7 +233,8 @@ def plot(results: dict) -> list[Path]:
     import matplotlib.pyplot as plt
 
     written = []
-    cells = [r for k, r in results.items() if k.startswith("study:") and r.get("classes") == 10]
+    cells = [r for k, r in results.items()  # the threshold-only cells: one point per (method, init, origin)
+             if k.startswith("study:") and k.endswith(":shadows=0") and r.get("classes") == 10]
     if cells:
         fig, ax = plt.subplots(figsize=(5.4, 3.8))
         for (method, init) in sorted({(r["method"], r["init"]) for r in cells}):
