@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import os
 import sys
 import time
@@ -172,19 +173,17 @@ def study_cell(args, method: str, origin: int, init: str, classes: int) -> dict:
 
         shadows = run_lira(pipeline, pool, args.shadows, make_generator(args.seed, "mia", "lira"),
                            shift=args.query_shift)
-        plain = LiraShadows(shadows.phi.reshape(args.shadows, -1, len(pool))[:, 0], shadows.inside)
-        variants = {"": (plain, 0)} | ({f"_shift{args.query_shift}": (shadows, None)} if args.query_shift else {})
-        for suffix, (fits, view) in variants.items():  # one query, and (with a shift) all five
-            for mode in ("online", "offline"):
-                for variance, per_example in (("", False), ("_pervar", True)):
-                    if per_example and args.shadows < 8:
-                        continue  # too few "out" shadows per example for its own variance
-                    per = [_attack(*np.split(fits.scores(phi if view is None else phi[view], online=mode == "online",
-                                                         global_variance=not per_example), [len(members)]))
-                           for phi in phis]
-                    out[f"lira_{mode}{suffix}{variance}"] = {
-                        "auc": _mean_std(per, "auc"), "tpr@0.1%FPR": _mean_std(per, "tpr@0.1%FPR"),
-                        "tpr@1%FPR": _mean_std(per, "tpr@1%FPR")}
+        plain = LiraShadows(shadows.phi[:, :1], shadows.inside)
+        variants = {"": (plain, slice(0, 1))} | ({f"_shift{args.query_shift}": (shadows, slice(None))}
+                                                 if args.query_shift else {})  # one query, and all five
+        variances = (("", False), ("_pervar", True)) if args.shadows >= 8 else (("", False),)  # per example: 8+
+        for (suffix, (fits, queries)), mode, (variance, per_example) in itertools.product(
+                variants.items(), ("online", "offline"), variances):
+            per = [_attack(*np.split(fits.scores(phi[queries], online=mode == "online",
+                                                 global_variance=not per_example), [len(members)])) for phi in phis]
+            out[f"lira_{mode}{suffix}{variance}"] = {"auc": _mean_std(per, "auc"),
+                                                      "tpr@0.1%FPR": _mean_std(per, "tpr@0.1%FPR"),
+                                                      "tpr@1%FPR": _mean_std(per, "tpr@1%FPR")}
     out["seconds"] = round(time.perf_counter() - start, 1)
     return out
 

@@ -134,7 +134,8 @@ class LiraShadows:
     """The shadows' ``phi`` on every pool example, and which examples each shadow trained on."""
 
     phi: torch.Tensor
-    """(S, N) logit-scaled confidence of shadow s on pool example n, or (S, V, N) over V queries."""
+    """(S, V, N) logit-scaled confidence of shadow s on pool example n for each of V queries
+    (:func:`run_lira`); an (S, N) tensor counts as one query."""
     inside: torch.Tensor
     """(S, N) bool: example n was in shadow s's training half."""
 
@@ -191,5 +192,5 @@ def run_lira(pipeline: Pipeline, pool: RealData, shadows: int, generator: torch.
     phi = []
     for s in tqdm(range(shadows), desc="LiRA shadows", disable=not progress):
         model = pipeline(pool.subset(torch.nonzero(inside[s]).flatten()), s)
-        phi.append(query_confidence(model, pool, shift) if shift else logit_confidence(model, pool))
+        phi.append(query_confidence(model, pool, shift))
     return LiraShadows(torch.stack(phi), inside)
