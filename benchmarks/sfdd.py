@@ -53,7 +53,7 @@ sys.path.insert(0, str(HERE))
 from results_io import load_results, save_results  # noqa: E402
 
 RESULTS = HERE / "results" / "sfdd.json"
-DEFENCE_FLAGS = {"k": ("k", int), "eps": ("eps", float), "dispersion": ("dispersion", str),
+DEFENCE_FLAGS = {"k": ("k", int), "eps": ("eps", float), "dispersion": ("dispersion", str), "draw": ("draw", str),
                  "clamp": ("clamp", float), "scale": ("scale", float), "clip": ("clip", float),
                  "noise": ("noise_multiplier", float)}
 

@@ -42,3 +42,26 @@ def test_defences_change_the_update_as_specified(shard):
         local_update(_cfg("method.name=dm"), shard, images, labels, client=0, round_=0)
     with pytest.raises(ConfigError, match="defence must be one of"):
         Defence("secure-aggregation")
+    with pytest.raises(ConfigError, match="draw must be one of"):
+        Defence("ldpo-rld", draw="batch")
+
+
+@pytest.mark.parametrize("draw", ["class", "image"])
+def test_ldpo_rld_gives_a_class_real_and_synthetic_images_one_distribution(shard, draw):
+    images, labels = torch.randn(10, 1, 8, 8, generator=torch.Generator().manual_seed(0)), torch.arange(10)
+    seen = []
+
+    def tap(method):
+        targets = method.label_targets
+
+        def record(y_real, y_syn):
+            t_real, t_syn = targets(y_real, y_syn)
+            seen.append((t_real, t_syn))
+            return t_real, t_syn
+
+        method.label_targets = record
+
+    local_update(_cfg(), shard, images, labels, client=0, round_=0, defence=Defence("ldpo-rld", draw=draw), tap=tap)
+    assert seen
+    same = [bool((t_real == t_syn[0]).all()) for t_real, t_syn in seen]
+    assert all(same) if draw == "class" else not any(same)

@@ -13,17 +13,31 @@ from securedd.federated.defences import PrivacyLedger, gaussian_local_dp, laplac
 
 def test_ldpo_rld_linear_matches_the_prototype_setting():
     labels = torch.arange(10).repeat(50)
-    t = ldpo_rld_targets(labels, 10, k=9, eps=9 / 11, dispersion="linear", generator=torch.Generator().manual_seed(0))
+    t = ldpo_rld_targets(labels, 10, k=9, eps=9 / 11, dispersion="linear", generator=torch.Generator().manual_seed(0),
+                         draw="image")
     assert torch.allclose(t.sum(1), torch.ones(500))
     assert torch.allclose(t[torch.arange(500), labels], torch.full((500,), 10 / 55))
     for row, y in zip(t, labels, strict=True):  # the other nine classes get 1/55 ... 9/55, one each
         others = torch.cat([row[:y], row[y + 1 :]]).sort().values
         assert torch.allclose(others, torch.arange(1, 10) / 55)
     assert torch.equal(t.argmax(1), labels)  # eps = 9/11 < (k+1)/(k+3) = 10/12: the true class stays on top
-    over = ldpo_rld_targets(labels, 10, 9, 0.9, "linear", torch.Generator().manual_seed(0))
+    over = ldpo_rld_targets(labels, 10, 9, 0.9, "linear", torch.Generator().manual_seed(0), draw="image")
     assert not (over.argmax(1) == labels).any()  # past the bound, the top-ranked other class wins
     rankings = {tuple(row.tolist()) for row in t[labels == 0]}
     assert len(rankings) > 40  # a fresh random ranking per image
+
+
+def test_ldpo_rld_class_draw_shares_one_distribution_per_class():
+    labels = torch.tensor([3, 7, 3, 3, 7])
+    t = ldpo_rld_targets(labels, 10, k=9, eps=9 / 11, dispersion="linear", generator=torch.Generator().manual_seed(0))
+    assert torch.equal(t[0], t[2]) and torch.equal(t[0], t[3]) and torch.equal(t[1], t[4])
+    assert not torch.equal(t[0], t[1]) and torch.equal(t.argmax(1), labels)
+    assert sorted(t[0].tolist()) == pytest.approx(sorted([10 / 55, *(torch.arange(1, 10) / 55).tolist()]))
+    gen = torch.Generator().manual_seed(0)
+    first, second = (ldpo_rld_targets(torch.zeros(4, dtype=torch.long), 10, 9, 9 / 11, "linear", gen) for _ in "ab")
+    assert not torch.equal(first[0], second[0])  # a fresh ranking for every call (matching step)
+    with pytest.raises(ConfigError, match="draw must be one of class, image"):
+        ldpo_rld_targets(labels, 10, 9, 9 / 11, "linear", torch.Generator(), draw="batch")
 
 
 def test_ldpo_rld_uniform_and_small_k_keep_the_true_class_on_top():

@@ -52,8 +52,8 @@ def test_ldpo_rld_keeps_the_server_from_reconstructing_the_batch(shard):
     sent, labels = _sent(shard.spec)
     settings = LeakageSettings(iterations=8)
     plain = leakage_attack(observe_round(_config(), shard, sent, labels), shard.spec, settings, progress=False)
-    guarded = leakage_attack(observe_round(_config(), shard, sent, labels, defence=Defence("ldpo-rld")), shard.spec,
-                             settings, progress=False)
+    guarded = leakage_attack(observe_round(_config(), shard, sent, labels, defence=Defence("ldpo-rld", draw="image")),
+                             shard.spec, settings, progress=False)
     assert plain.mse < 0.8 and plain.ssim > 0.5  # the undefended round gives the batch away
     assert guarded.mse > 3 * plain.mse and guarded.psnr < plain.psnr
 

@@ -60,6 +60,9 @@ def add_defence_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--k", type=int, default=9, help="LDPO-RLD: other classes (default: 9)")
     p.add_argument("--eps", type=float, default=9 / 11, help="LDPO-RLD: mass off the true class (default: 9/11)")
     p.add_argument("--dispersion", default="linear", help="LDPO-RLD: linear or uniform")
+    p.add_argument("--draw", default="class",
+                   help="LDPO-RLD: one distribution per class and matching step, shared by its real and synthetic "
+                        "images (class, the paper's), or a fresh one per image (image)")
     p.add_argument("--clamp", type=float, default=1.0, help="Laplace LocalDP: per-coordinate clamp")
     p.add_argument("--scale", type=float, default=0.1, help="Laplace LocalDP: noise scale")
     p.add_argument("--clip", type=float, default=1.0, help="Gaussian LocalDP: L2 clip of the update")
@@ -70,8 +73,8 @@ def defence_from_args(args: argparse.Namespace) -> Defence:
     """The :class:`~securedd.federated.client.Defence` the flags of :func:`add_defence_flags` describe."""
     from securedd.federated.client import Defence
 
-    return Defence(args.defence, args.k, args.eps, args.dispersion, args.clamp, args.scale, args.clip,
-                   args.noise_multiplier)
+    return Defence(args.defence, k=args.k, eps=args.eps, dispersion=args.dispersion, draw=args.draw,
+                   clamp=args.clamp, scale=args.scale, clip=args.clip, noise_multiplier=args.noise_multiplier)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -171,8 +171,9 @@ class DCMethod(Method):
         self._batch_norm = has_batch_norm(template)
         self._grad = _CompiledGrad(template, params.chunk) if params.compile and not self._batch_norm else None
         # what the matching loss trains against: hard labels, or (federated defences such as
-        # LDPO-RLD) a map from hard labels (n,) to target distributions (n, K)
-        self.label_targets: Callable[[torch.Tensor], torch.Tensor] | None = None
+        # LDPO-RLD) a map from one class's real and synthetic hard labels, (n_real,) and
+        # (n_syn,), to their target distributions, (n_real, K) and (n_syn, K)
+        self.label_targets: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None
 
     def init_synthetic(self) -> SyntheticSet:
         ctx = self.ctx
@@ -208,7 +209,7 @@ class DCMethod(Method):
             y_real = torch.full((real.shape[0],), c, device=ctx.device)
             y_fake = syn.labels[c * ctx.ipc : (c + 1) * ctx.ipc]
             if self.label_targets is not None:
-                y_real, y_fake = self.label_targets(y_real), self.label_targets(y_fake)
+                y_real, y_fake = self.label_targets(y_real, y_fake)
             if self._grad is not None:
                 g_real = self._grad(net, real, y_real)
             else:

@@ -22,7 +22,7 @@ from securedd.data.spec import RealData
 from securedd.distill.base import METHODS, DistillContext
 from securedd.distill.gradient_matching import DCMethod
 from securedd.errors import ConfigError
-from securedd.federated.defences import DISPERSIONS, gaussian_local_dp, laplace_local_dp, ldpo_rld_targets
+from securedd.federated.defences import DISPERSIONS, DRAWS, gaussian_local_dp, laplace_local_dp, ldpo_rld_targets
 from securedd.federated.doorping import Doorping, optimise_trigger, poisoned_indices, stamp, trigger_mask
 from securedd.rng import derive_seed, make_generator
 
@@ -35,7 +35,9 @@ DEFENCES = ("none", "ldpo-rld", "localdp-laplace", "localdp-gaussian")
 class Defence:
     """A client-side defence and its settings (REFERENCE section 4).
 
-    ``ldpo-rld``: ``k`` other classes, mass ``eps``, ``dispersion`` linear or uniform.
+    ``ldpo-rld``: ``k`` other classes, mass ``eps``, ``dispersion`` linear or uniform,
+    ``draw`` per class (one distribution for a class's real and synthetic images in a
+    matching step, the paper's ``Lin(y_c, k, eps)``) or per image.
     ``localdp-laplace``: per-coordinate ``clamp`` and Laplace ``scale`` (the paper's).
     ``localdp-gaussian``: L2 ``clip`` of the update and ``noise_multiplier``.
     """
@@ -44,6 +46,7 @@ class Defence:
     k: int = 9
     eps: float = 9 / 11
     dispersion: str = "linear"
+    draw: str = "class"
     clamp: float = 1.0
     scale: float = 0.1
     clip: float = 1.0
@@ -55,6 +58,8 @@ class Defence:
         if self.kind == "ldpo-rld" and self.dispersion not in DISPERSIONS:
             raise ConfigError(f"the LDPO-RLD dispersion must be one of {', '.join(DISPERSIONS)}; "
                               f"got '{self.dispersion}'")
+        if self.kind == "ldpo-rld" and self.draw not in DRAWS:
+            raise ConfigError(f"the LDPO-RLD draw must be one of {', '.join(DRAWS)}; got '{self.draw}'")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -91,7 +96,12 @@ def local_update(config: RunConfig, shard: RealData, images: torch.Tensor, label
     if defence.kind == "ldpo-rld":
         gen = ctx.generator("ldpo-rld")
         k = shard.spec.num_classes
-        method.label_targets = lambda y: ldpo_rld_targets(y, k, defence.k, defence.eps, defence.dispersion, gen)
+        def dispersed(y_real: torch.Tensor, y_syn: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            targets = ldpo_rld_targets(torch.cat([y_real, y_syn]), k, defence.k, defence.eps, defence.dispersion,
+                                       gen, defence.draw)
+            return targets[: len(y_real)], targets[len(y_real):]
+
+        method.label_targets = dispersed
     if tap is not None:
         tap(method)
     syn = method.init_synthetic()

@@ -4,8 +4,10 @@
   a real or synthetic image of class ``c`` becomes a distribution: ``1 - eps`` on ``c``
   and ``eps`` spread over ``k`` other classes drawn at random, by a random ranking
   (``linear``: class of rank ``r`` gets ``eps * 2r / (k (k + 1))``) or evenly
-  (``uniform``: ``eps / k`` each, the earlier KDk defence). It is a heuristic with no
-  formal guarantee: it never reports an epsilon.
+  (``uniform``: ``eps / k`` each, the earlier KDk defence). By default one draw per class
+  and matching step serves the real and the synthetic images of that class alike (the
+  paper's ``Lin(y_c, k, eps)``); ``draw="image"`` draws per image. It is a heuristic with
+  no formal guarantee: it never reports an epsilon.
 - **The paper's LocalDP** (:func:`laplace_local_dp`): clamp the update per coordinate and
   add Laplace noise per coordinate. Per coordinate only, its epsilon over a whole image
   set is vacuous; the ledger records it as ``"none"``.
@@ -24,18 +26,30 @@ import torch
 
 from securedd.errors import ConfigError
 
-__all__ = ["DISPERSIONS", "PrivacyLedger", "gaussian_local_dp", "laplace_local_dp", "ldpo_rld_targets"]
+__all__ = ["DISPERSIONS", "DRAWS", "PrivacyLedger", "gaussian_local_dp", "laplace_local_dp", "ldpo_rld_targets"]
 
 DISPERSIONS = ("linear", "uniform")
+DRAWS = ("class", "image")
 
 
 def ldpo_rld_targets(labels: torch.Tensor, num_classes: int, k: int, eps: float, dispersion: str,
-                     generator: torch.Generator) -> torch.Tensor:
-    """(N, K) LDPO-RLD target distributions for hard ``labels`` (N,), fresh draws per image."""
+                     generator: torch.Generator, draw: str = "class") -> torch.Tensor:
+    """(N, K) LDPO-RLD target distributions for hard ``labels`` (N,).
+
+    ``draw="class"``: one draw per class present, shared by every image of that class
+    (the paper's ``Lin(y_c, k, eps)``, a function of the class: within one matching step,
+    the real and synthetic images of class ``c`` train against the same distribution).
+    ``draw="image"``: a fresh draw per image.
+    """
     if dispersion not in DISPERSIONS:
         raise ConfigError(f"the LDPO-RLD dispersion must be one of {', '.join(DISPERSIONS)}; got '{dispersion}'")
+    if draw not in DRAWS:
+        raise ConfigError(f"the LDPO-RLD draw must be one of {', '.join(DRAWS)}; got '{draw}'")
     if not 1 <= k < num_classes or not 0 <= eps < 1:
         raise ConfigError(f"LDPO-RLD needs 1 <= k < {num_classes} and 0 <= eps < 1; got k={k}, eps={eps}")
+    if draw == "class":
+        classes, index = labels.unique(return_inverse=True)
+        return ldpo_rld_targets(classes, num_classes, k, eps, dispersion, generator, "image")[index]
     n = len(labels)
     # k other classes per image: a random permutation of the non-true classes, first k kept
     scores = torch.rand((n, num_classes), generator=generator, device=generator.device).to(labels.device)
