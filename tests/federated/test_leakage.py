@@ -47,15 +47,17 @@ def test_metrics_read_two_for_unrelated_batches_and_zero_for_a_copy():
     assert psnr(a.sigmoid(), a.sigmoid()) > 100 > psnr(a.sigmoid(), b.sigmoid())
 
 
-def test_ldpo_rld_keeps_the_server_from_reconstructing_the_batch(shard):
+@pytest.mark.parametrize(("draw", "factor"), [("image", 3.0), ("class", 1.5)])
+def test_ldpo_rld_keeps_the_server_from_reconstructing_the_batch(shard, draw, factor):
+    """Per-image draws hide the batch (MSE over 3x); the paper's per-class draws less so on digits."""
     torch.set_num_threads(1)  # thousands of tiny triple-backward passes: threads only add waiting
     sent, labels = _sent(shard.spec)
     settings = LeakageSettings(iterations=8)
     plain = leakage_attack(observe_round(_config(), shard, sent, labels), shard.spec, settings, progress=False)
-    guarded = leakage_attack(observe_round(_config(), shard, sent, labels, defence=Defence("ldpo-rld", draw="image")),
+    guarded = leakage_attack(observe_round(_config(), shard, sent, labels, defence=Defence("ldpo-rld", draw=draw)),
                              shard.spec, settings, progress=False)
     assert plain.mse < 0.8 and plain.ssim > 0.5  # the undefended round gives the batch away
-    assert guarded.mse > 3 * plain.mse and guarded.psnr < plain.psnr
+    assert guarded.mse > factor * plain.mse and guarded.psnr < plain.psnr
 
 
 def test_rounds_of_several_matching_steps_are_refused_with_the_fix(shard):
