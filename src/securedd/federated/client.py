@@ -96,6 +96,7 @@ def local_update(config: RunConfig, shard: RealData, images: torch.Tensor, label
     if defence.kind == "ldpo-rld":
         gen = ctx.generator("ldpo-rld")
         k = shard.spec.num_classes
+
         def dispersed(y_real: torch.Tensor, y_syn: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             targets = ldpo_rld_targets(torch.cat([y_real, y_syn]), k, defence.k, defence.eps, defence.dispersion,
                                        gen, defence.draw)
