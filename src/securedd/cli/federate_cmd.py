@@ -60,7 +60,7 @@ def add_defence_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--k", type=int, default=9, help="LDPO-RLD: other classes (default: 9)")
     p.add_argument("--eps", type=float, default=9 / 11, help="LDPO-RLD: mass off the true class (default: 9/11)")
     p.add_argument("--dispersion", default="linear", help="LDPO-RLD: linear or uniform")
-    p.add_argument("--draw", default="class",
+    p.add_argument("--draw", default="class", choices=("class", "image"),
                    help="LDPO-RLD: one distribution per class and matching step, shared by its real and synthetic "
                         "images (class, the paper's), or a fresh one per image (image)")
     p.add_argument("--clamp", type=float, default=1.0, help="Laplace LocalDP: per-coordinate clamp")
