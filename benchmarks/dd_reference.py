@@ -115,7 +115,8 @@ def run_case(case: str, reference: Path, data_root: Path, epochs: int | None, wo
         raise SystemExit(f"the reference failed (exit {rc}); see {log}")
     parsed = parse_log(log.read_text())
     shutil.rmtree(scratch)
-    return {"case": case, "passes": epochs, "command": " ".join(cmd[1:]), "harness_edits": edits,
+    shown = " ".join(cmd[1:-1] + ["SCRATCH/results"])  # the scratch copy's place is this machine's business
+    return {"case": case, "passes": epochs, "command": shown, "harness_edits": edits,
             "seconds": round(seconds, 1), "threads": int(os.environ.get("OMP_NUM_THREADS", "0")) or None,
             "published": PUBLISHED[case], **parsed}
 

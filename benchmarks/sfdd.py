@@ -10,8 +10,9 @@ protocol (the same seeds for every run). A run is one of:
   one DC iteration per client on its shard, aggregated by the server (``aggregator=``
   mean, the paper's, or fedavg, median, trimmed_mean; ``momentum=`` the server's FedAvgM
   momentum, 0 by default). Defences: ``ldpo-rld`` (k=9, eps=9/11; ``draw=`` class, one
-  distribution per class and matching step, or image, one per image), ``localdp-laplace`` (``scale=``), ``localdp-gaussian`` (``noise=``
-  multiplier, ``clip=``; epsilon from the RDP accountant at delta 1e-5).
+  distribution per class and matching step, or image, one per image), ``localdp-laplace``
+  (``scale=``), ``localdp-gaussian`` (``noise=`` multiplier, ``clip=``; epsilon from the RDP
+  accountant at delta 1e-5).
 - ``leakage[:defence=D,...]``: the honest-but-curious server's attack on client 0's first
   round of a 5-client federation (``securedd attack leakage``), the paper's setting: the
   attack-friendly ConvNet (sigmoid, no pooling), the worker's initialisation known, one
