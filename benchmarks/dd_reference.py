@@ -25,7 +25,7 @@ computes: ``optimizer.zero_grad(set_to_none=False)`` (the code adds into ``.grad
 current PyTorch leaves as ``None`` after ``zero_grad()``), no dataset download (MNIST comes
 from ``--data-root`` in torchvision's layout), and optional ``torchtext`` imports (text
 datasets only). ``--epochs`` shortens a run for a quick look; the papers' figures need the
-full budget, which takes about 1 to 1.5 hours per case on one core here. The reference's own
+full budget: 6,900 to 7,300 s per case on one core here, shared with other jobs. The reference's own
 requirements (``six``, ``pyyaml``, ``tqdm``, ``matplotlib``) must be importable.
 
 Usage:
