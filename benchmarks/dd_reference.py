@@ -97,6 +97,17 @@ def parse_log(text: str) -> dict:
             "last_lr": float(match.group(1)) if match else None, "trajectory_1024": trajectory}
 
 
+def final_rates(results: Path) -> list[float] | None:
+    """Every learned step rate of the final set (the code saves ``[(images, labels, rate), ...]``)."""
+    import torch
+
+    saved = [p for p in results.rglob("results.pth") if "checkpoints" not in p.parts]
+    if len(saved) != 1:
+        return None
+    steps = torch.load(saved[0], map_location="cpu", weights_only=False)
+    return [round(float(step[-1]), 4) for step in steps]
+
+
 def run_case(case: str, reference: Path, data_root: Path, epochs: int | None, work: Path) -> dict:
     args, default_epochs = CASES[case]
     epochs = epochs or default_epochs
@@ -114,6 +125,7 @@ def run_case(case: str, reference: Path, data_root: Path, epochs: int | None, wo
     if rc != 0:
         raise SystemExit(f"the reference failed (exit {rc}); see {log}")
     parsed = parse_log(log.read_text())
+    parsed["learned_lrs"] = final_rates(scratch / "results")
     shutil.rmtree(scratch)
     shown = " ".join(cmd[1:-1] + ["SCRATCH/results"])  # the scratch copy's place is this machine's business
     return {"case": case, "passes": epochs, "command": shown, "harness_edits": edits,
