@@ -108,16 +108,18 @@ def final_rates(results: Path) -> list[float] | None:
     return [round(float(step[-1]), 4) for step in steps]
 
 
-def run_case(case: str, reference: Path, data_root: Path, epochs: int | None, work: Path) -> dict:
+def run_case(case: str, reference: Path, data_root: Path, epochs: int | None, work: Path,
+             extra: list[str]) -> dict:
     args, default_epochs = CASES[case]
     epochs = epochs or default_epochs
-    scratch = work / f"{case}-{epochs}"
+    scratch = work / "-".join([case, str(epochs), *(re.sub(r"\W+", "", a) for a in extra)])
     if scratch.exists():
         shutil.rmtree(scratch)
     edits = prepare(reference, scratch, data_root)
-    cmd = [sys.executable, "main.py", *args, "--epochs", str(epochs), "--device_id", "-1", "--num_workers", "0",
+    options = [word for option in extra for word in option.split()]
+    cmd = [sys.executable, "main.py", *args, *options, "--epochs", str(epochs), "--device_id", "-1", "--num_workers", "0",
            "--results_dir", str(scratch / "results")]
-    log = work / f"{case}-{epochs}.log"
+    log = scratch.with_suffix(".log")
     start = time.perf_counter()
     with log.open("w") as out:
         rc = subprocess.call(cmd, cwd=scratch, stdout=out, stderr=subprocess.STDOUT, env=os.environ)
@@ -128,16 +130,18 @@ def run_case(case: str, reference: Path, data_root: Path, epochs: int | None, wo
     parsed["learned_lrs"] = final_rates(scratch / "results")
     shutil.rmtree(scratch)
     shown = " ".join(cmd[1:-1] + ["SCRATCH/results"])  # the scratch copy's place is this machine's business
-    return {"case": case, "passes": epochs, "command": shown, "harness_edits": edits,
+    return {"case": case, "passes": epochs, "extra": extra, "command": shown, "harness_edits": edits,
             "seconds": round(seconds, 1), "threads": int(os.environ.get("OMP_NUM_THREADS", "0")) or None,
             "published": PUBLISHED[case], **parsed}
 
 
 def render(results: dict) -> str:
-    rows = ["| case | passes | reference code, test accuracy (%) | published (%) | wall s |", "|---|---|---|---|---|"]
+    rows = ["| case | passes | options | reference code, test accuracy (%) | published (%) | wall s |",
+            "|---|---|---|---|---|---|"]
     for r in results.values():
         accuracy = "no final line in its log" if r["accuracy"] is None else f"{r['accuracy']:.2f}"
-        rows.append(f"| {r['case']} | {r['passes']} | {accuracy} | {r['published']} | {r['seconds']:.0f} |")
+        options = " ".join(r.get("extra", [])) or "-"
+        rows.append(f"| {r['case']} | {r['passes']} | {options} | {accuracy} | {r['published']} | {r['seconds']:.0f} |")
     return "\n".join(rows)
 
 
@@ -147,6 +151,9 @@ def main() -> None:
     p.add_argument("--data-root", type=Path, default=os.environ.get("SECUREDD_DATA"))
     p.add_argument("--cases", default="dd-fixed", help=f"comma-separated, of {', '.join(CASES)}")
     p.add_argument("--epochs", type=int, help="passes over MNIST (default: the paper's, per case)")
+    p.add_argument("--arg", action="append", default=[], metavar="'--OPTION VALUE'",
+                   help="an option for the reference code, after the case's own (repeatable), "
+                        "e.g. --arg '--base_seed 2' for another starting network")
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--work", type=Path, default=HERE / "work" / "dd_reference")
     p.add_argument("--render", action="store_true", help="print the table from the saved results")
@@ -159,10 +166,11 @@ def main() -> None:
         for case in args.cases.split(","):
             if case not in CASES:
                 p.error(f"unknown case '{case}'; valid: {', '.join(CASES)}")
-            key = f"{case}|{args.epochs or CASES[case][1]}"
+            key = "|".join([case, str(args.epochs or CASES[case][1]), *args.arg])
             if key in results:
                 continue
-            results[key] = run_case(case, args.reference.resolve(), args.data_root, args.epochs, args.work.resolve())
+            results[key] = run_case(case, args.reference.resolve(), args.data_root, args.epochs, args.work.resolve(),
+                                     args.arg)
             print(key, results[key]["accuracy"], flush=True)
             save_results(args.out, results)
     print(render(results))
