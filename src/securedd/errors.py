@@ -67,6 +67,10 @@ class Interrupted(SecureddError):
         return type(self), (self.checkpoint, self.iteration, self.total)
 
 
+class Diverged(SecureddError):
+    """A distillation's loss became infinite or NaN; the step that made it was not applied."""
+
+
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """Return ``" Did you mean 'x'?"`` for the closest choice, or ``""``."""
     close = difflib.get_close_matches(name.lower(), [c.lower() for c in choices], n=1, cutoff=0.5)

@@ -12,7 +12,7 @@ import torch
 from securedd.config import RunConfig, apply_overrides
 from securedd.distill import METHODS, Method, SyntheticSet, run_method
 from securedd.distill.synthetic import class_labels, init_images
-from securedd.errors import ConfigError, Interrupted, MismatchError, UnknownNameError
+from securedd.errors import ConfigError, Diverged, Interrupted, MismatchError, UnknownNameError
 
 
 @dataclass(frozen=True)
@@ -154,3 +154,13 @@ def test_no_handler_is_installed_outside_the_main_thread(digits_train, tmp_path:
     thread.start()
     thread.join()
     assert not errors and len(seen) == 6 and all(h is signal.getsignal(signal.SIGINT) for h in seen)
+
+
+def test_a_diverging_run_stops_with_the_iteration_and_the_rates_to_lower(digits_train, tmp_path: Path):
+    ckpt = tmp_path / "run.ckpt"
+    cfg = _cfg("method.lr=100.0", "method.iterations=50", "method.checkpoint_every=1")
+    with pytest.raises(Diverged, match=r"became (inf|nan) at iteration \d+ of 50.*method\.lr=100\.0") as caught:
+        run_method(cfg, digits_train, progress=False, checkpoint=ckpt)
+    assert str(ckpt) in str(caught.value)
+    saved = torch.load(ckpt, map_location="cpu", weights_only=True)
+    assert all(torch.isfinite(t).all() for t in saved["tensors"].values() if t.is_floating_point())

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import logging
+import math
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import nullcontext
@@ -30,7 +31,7 @@ from securedd.config import RunConfig, config_to_dict
 from securedd.data.sampler import ClassBalancedSampler, check_ipc
 from securedd.data.spec import RealData
 from securedd.distill.synthetic import SyntheticSet
-from securedd.errors import ConfigError, Interrupted, did_you_mean
+from securedd.errors import ConfigError, Diverged, Interrupted, did_you_mean
 from securedd.interrupt import StopOnInterrupt
 from securedd.models import create_model
 from securedd.registry import Registry
@@ -252,11 +253,15 @@ def run_method(
         for it in bar:
             total, steps = 0.0, 0
             for loss in method.losses(syn, it):
+                value = float(loss.detach())
+                if not math.isfinite(value):
+                    bar.close()
+                    raise Diverged(_divergence_message(value, it, iterations, params, ckpt_path, every))
                 if opt is not None:
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()
-                total += float(loss.detach())
+                total += value
                 steps += 1
             history.append(total / max(steps, 1))
             bar.set_postfix(loss=f"{history[-1]:.4f}")
@@ -270,6 +275,16 @@ def run_method(
                 raise Interrupted(ckpt_path, it + 1, iterations)  # type: ignore[arg-type]
     return DistillResult(method.finalize(syn), method_cls.name, dataclasses.asdict(params), iterations, history,
                          time.perf_counter() - start, method.artifact_metadata())
+
+
+def _divergence_message(value: float, it: int, iterations: int, params: Any, checkpoint: Path | None,
+                        every: int) -> str:
+    rates = [f"method.{k}={v}" for k, v in dataclasses.asdict(params).items()
+             if (k == "lr" or k.startswith("lr_")) and k != "lr_decay" and isinstance(v, float)]
+    saved = (f"; {checkpoint} keeps the set as it was after iteration {it // every * every}"
+             if checkpoint is not None and checkpoint.is_file() and every > 0 else "")
+    return (f"the distillation loss became {value} at iteration {it + 1} of {iterations}: the optimisation diverged"
+            f"{saved}. Lower the method's rates ({', '.join(rates) or 'its learning rates'}) and run again")
 
 
 def resolved_config(config: RunConfig, result: DistillResult) -> dict[str, Any]:
