@@ -17,11 +17,14 @@ The paper optimises for about 23,000 iterations (its presets); ``--iterations`` 
 CPU budget, and ``--set KEY=VALUE`` adds overrides (e.g. larger Adam and initial step
 rates to learn faster at small budgets). Results are appended per case to
 ``benchmarks/results/dd.json`` (keyed by case, iterations and overrides), so a stopped
-run resumes at the next case; the table is printed from the file.
+run resumes at the next case; the table is printed from the file. A fixed-init set trains
+one network, so the spread over starting networks takes one distillation per ``--set seed=S``;
+runs that differ only in their seed are summarised as mean ± std below the table.
 
 Usage:
     python benchmarks/dd.py --data-root $SECUREDD_DATA --iterations 2000 --cases dd-fixed,sldd-fixed
     python benchmarks/dd.py --data-root $SECUREDD_DATA --iterations 500 --cases dd-random --inits 10
+    python benchmarks/dd.py --data-root $SECUREDD_DATA --iterations 6000 --cases dd-fixed --set seed=1
     python benchmarks/dd.py --render
 """
 
@@ -30,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -100,6 +104,24 @@ def render(results: dict) -> str:
     return "\n".join(rows)
 
 
+def spread(results: dict) -> str:
+    """Mean ± std of the distilled accuracy over runs that differ only in ``seed=`` (a fixed-init
+    set trains one network, so the spread over starting networks needs one distillation each)."""
+    groups: dict[str, list[float]] = {}
+    for key, r in results.items():
+        common = "|".join(part for part in key.split("|") if not part.startswith("seed="))
+        groups.setdefault(common, []).append(r["distilled"]["mean"])
+    rows = ["| case | iterations | overrides | starting networks | distilled (%) per network | mean ± std |",
+            "|---|---|---|---|---|---|"]
+    for common, values in groups.items():
+        if len(values) > 1:
+            case, iterations, *extra = common.split("|")
+            rows.append(f"| {case} | {iterations} | {' '.join(extra) or '-'} | {len(values)} | "
+                        f"{', '.join(f'{v:.2f}' for v in values)} | {statistics.mean(values):.2f} ± "
+                        f"{statistics.stdev(values):.2f} |")
+    return "\n".join(rows) if len(rows) > 2 else ""
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-root", default=os.environ.get("SECUREDD_DATA"))
@@ -124,6 +146,7 @@ def main() -> None:
             print(key, json.dumps(results[key]["distilled"]), flush=True)
             save_results(args.out, results)
     print(render(results))
+    print(spread(results))
 
 
 if __name__ == "__main__":

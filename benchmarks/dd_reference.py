@@ -31,10 +31,14 @@ requirements (``six``, ``pyyaml``, ``tqdm``, ``matplotlib``) must be importable.
 Usage:
     python benchmarks/dd_reference.py --reference PATH/TO/dataset-distillation --cases dd-fixed
     python benchmarks/dd_reference.py --reference PATH/TO/soft-label-fork --cases sldd-fixed,secdd-noise
+    python benchmarks/dd_reference.py --reference PATH/TO/dataset-distillation --cases dd-fixed --epochs 102 \\
+        --arg '--base_seed 2' --arg '--lr 0.05' --arg '--distill_lr 0.3' --arg '--decay_epochs 25'
     python benchmarks/dd_reference.py --render
 
-Results go to ``benchmarks/results/dd_reference.json``, keyed by case and passes; the run's
-log is kept next to it in ``benchmarks/work/dd_reference/``.
+Results go to ``benchmarks/results/dd_reference.json``, keyed by case, passes and ``--arg``
+options; the run's log is kept next to it in ``benchmarks/work/dd_reference/``. Runs that
+differ only in ``--base_seed`` (the reference's starting network; its default is 1) are
+summarised as mean ± std below the table.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ import argparse
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -145,6 +150,24 @@ def render(results: dict) -> str:
     return "\n".join(rows)
 
 
+def spread(results: dict) -> str:
+    """Mean ± std over runs that differ only in ``--base_seed`` (the reference's starting network)."""
+    groups: dict[str, list[float]] = {}
+    for key, r in results.items():
+        if r["accuracy"] is not None:
+            common = "|".join(part for part in key.split("|") if not part.startswith("--base_seed"))
+            groups.setdefault(common, []).append(r["accuracy"])
+    rows = ["| case | passes | options | starting networks | test accuracy (%) per network | mean ± std |",
+            "|---|---|---|---|---|---|"]
+    for common, values in groups.items():
+        if len(values) > 1:
+            case, passes, *extra = common.split("|")
+            rows.append(f"| {case} | {passes} | {' '.join(extra) or '-'} | {len(values)} | "
+                        f"{', '.join(f'{v:.2f}' for v in values)} | {statistics.mean(values):.2f} ± "
+                        f"{statistics.stdev(values):.2f} |")
+    return "\n".join(rows) if len(rows) > 2 else ""
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--reference", type=Path, help="checkout of the reference code for the chosen cases")
@@ -174,6 +197,7 @@ def main() -> None:
             print(key, results[key]["accuracy"], flush=True)
             save_results(args.out, results)
     print(render(results))
+    print(spread(results))
 
 
 if __name__ == "__main__":
