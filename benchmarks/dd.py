@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -42,7 +41,7 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from results_io import load_results, save_results  # noqa: E402
+from results_io import load_results, save_results, seed_spread  # noqa: E402
 
 RESULTS = HERE / "results" / "dd.json"
 CASES = {"dd-fixed": ("dd", 1), "sldd-fixed": ("sldd", 1), "dd-random": ("dd", 10)}
@@ -104,24 +103,6 @@ def render(results: dict) -> str:
     return "\n".join(rows)
 
 
-def spread(results: dict) -> str:
-    """Mean ± std of the distilled accuracy over runs that differ only in ``seed=`` (a fixed-init
-    set trains one network, so the spread over starting networks needs one distillation each)."""
-    groups: dict[str, list[float]] = {}
-    for key, r in results.items():
-        common = "|".join(part for part in key.split("|") if not part.startswith("seed="))
-        groups.setdefault(common, []).append(r["distilled"]["mean"])
-    rows = ["| case | iterations | overrides | starting networks | distilled (%) per network | mean ± std |",
-            "|---|---|---|---|---|---|"]
-    for common, values in groups.items():
-        if len(values) > 1:
-            case, iterations, *extra = common.split("|")
-            rows.append(f"| {case} | {iterations} | {' '.join(extra) or '-'} | {len(values)} | "
-                        f"{', '.join(f'{v:.2f}' for v in values)} | {statistics.mean(values):.2f} ± "
-                        f"{statistics.stdev(values):.2f} |")
-    return "\n".join(rows) if len(rows) > 2 else ""
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-root", default=os.environ.get("SECUREDD_DATA"))
@@ -146,7 +127,7 @@ def main() -> None:
             print(key, json.dumps(results[key]["distilled"]), flush=True)
             save_results(args.out, results)
     print(render(results))
-    print(spread(results))
+    print(seed_spread(results, lambda r: r["distilled"]["mean"], "seed=", ("iterations", "overrides", "distilled (%)")))
 
 
 if __name__ == "__main__":

@@ -47,7 +47,6 @@ import argparse
 import os
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import time
@@ -55,7 +54,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from results_io import load_results, save_results  # noqa: E402
+from results_io import load_results, save_results, seed_spread  # noqa: E402
 
 RESULTS = HERE / "results" / "dd_reference.json"
 FIXED = ["--mode", "distill_basic", "--dataset", "MNIST", "--arch", "LeNet", "--distill_steps", "1",
@@ -150,24 +149,6 @@ def render(results: dict) -> str:
     return "\n".join(rows)
 
 
-def spread(results: dict) -> str:
-    """Mean ± std over runs that differ only in ``--base_seed`` (the reference's starting network)."""
-    groups: dict[str, list[float]] = {}
-    for key, r in results.items():
-        if r["accuracy"] is not None:
-            common = "|".join(part for part in key.split("|") if not part.startswith("--base_seed"))
-            groups.setdefault(common, []).append(r["accuracy"])
-    rows = ["| case | passes | options | starting networks | test accuracy (%) per network | mean ± std |",
-            "|---|---|---|---|---|---|"]
-    for common, values in groups.items():
-        if len(values) > 1:
-            case, passes, *extra = common.split("|")
-            rows.append(f"| {case} | {passes} | {' '.join(extra) or '-'} | {len(values)} | "
-                        f"{', '.join(f'{v:.2f}' for v in values)} | {statistics.mean(values):.2f} ± "
-                        f"{statistics.stdev(values):.2f} |")
-    return "\n".join(rows) if len(rows) > 2 else ""
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--reference", type=Path, help="checkout of the reference code for the chosen cases")
@@ -197,7 +178,7 @@ def main() -> None:
             print(key, results[key]["accuracy"], flush=True)
             save_results(args.out, results)
     print(render(results))
-    print(spread(results))
+    print(seed_spread(results, lambda r: r["accuracy"], "--base_seed", ("passes", "options", "test accuracy (%)")))
 
 
 if __name__ == "__main__":

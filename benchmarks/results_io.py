@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import statistics
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -17,3 +19,26 @@ def save_results(path: Path, results: dict) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(results, indent=1))
     tmp.replace(path)
+
+
+def seed_spread(results: dict, value: Callable[[dict], float | None], seed_prefix: str,
+                columns: tuple[str, str, str]) -> str:
+    """A markdown table of mean ± std of ``value(entry)`` over entries whose keys (``|``-joined
+    case, budget and options) differ only in the part starting with ``seed_prefix``; ``columns``
+    names the budget, the options and the per-entry figure. Empty when no two entries group."""
+    groups: dict[str, list[float]] = {}
+    for key, entry in results.items():
+        v = value(entry)
+        if v is not None:
+            common = "|".join(part for part in key.split("|") if not part.startswith(seed_prefix))
+            groups.setdefault(common, []).append(v)
+    budget, options, figure = columns
+    rows = [f"| case | {budget} | {options} | starting networks | {figure} per network | mean ± std |",
+            "|---|---|---|---|---|---|"]
+    for common, values in groups.items():
+        if len(values) > 1:
+            case, amount, *extra = common.split("|")
+            rows.append(f"| {case} | {amount} | {' '.join(extra) or '-'} | {len(values)} | "
+                        f"{', '.join(f'{v:.2f}' for v in values)} | {statistics.mean(values):.2f} ± "
+                        f"{statistics.stdev(values):.2f} |")
+    return "\n".join(rows) if len(rows) > 2 else ""
