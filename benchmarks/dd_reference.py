@@ -121,7 +121,9 @@ def run_case(case: str, reference: Path, data_root: Path, epochs: int | None, wo
         shutil.rmtree(scratch)
     edits = prepare(reference, scratch, data_root)
     options = [word for option in extra for word in option.split()]
-    cmd = [sys.executable, "main.py", *args, *options, "--epochs", str(epochs), "--device_id", "-1", "--num_workers", "0",
+    replaced = {word for word in options if word.startswith("--")}  # the code refuses an option given twice
+    own = [word for flag, value in zip(args[::2], args[1::2], strict=True) if flag not in replaced for word in (flag, value)]
+    cmd = [sys.executable, "main.py", *own, *options, "--epochs", str(epochs), "--device_id", "-1", "--num_workers", "0",
            "--results_dir", str(scratch / "results")]
     log = scratch.with_suffix(".log")
     start = time.perf_counter()
@@ -156,7 +158,7 @@ def main() -> None:
     p.add_argument("--cases", default="dd-fixed", help=f"comma-separated, of {', '.join(CASES)}")
     p.add_argument("--epochs", type=int, help="passes over MNIST (default: the paper's, per case)")
     p.add_argument("--arg", action="append", default=[], metavar="'--OPTION VALUE'",
-                   help="an option for the reference code, after the case's own (repeatable), "
+                   help="an option for the reference code, replacing the case's own of that name (repeatable), "
                         "e.g. --arg '--base_seed 2' for another starting network")
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--work", type=Path, default=HERE / "work" / "dd_reference")
