@@ -68,7 +68,7 @@ class Interrupted(SecureddError):
 
 
 class Diverged(SecureddError):
-    """A distillation's loss became infinite or NaN; the step that made it was not applied."""
+    """A distillation's loss became infinite or NaN; no update was taken from that loss."""
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
