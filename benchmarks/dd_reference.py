@@ -46,6 +46,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -120,7 +121,7 @@ def run_case(case: str, reference: Path, data_root: Path, epochs: int | None, wo
     if scratch.exists():
         shutil.rmtree(scratch)
     edits = prepare(reference, scratch, data_root)
-    options = [word for option in extra for word in option.split()]
+    options = [word for option in extra for word in shlex.split(option)]  # quotes keep a value with spaces or an empty one
     replaced = {word for word in options if word.startswith("--")}  # the code refuses an option given twice
     own = [word for flag, value in zip(args[::2], args[1::2], strict=True) if flag not in replaced for word in (flag, value)]
     cmd = [sys.executable, "main.py", *own, *options, "--epochs", str(epochs), "--device_id", "-1", "--num_workers", "0",
@@ -159,7 +160,8 @@ def main() -> None:
     p.add_argument("--epochs", type=int, help="passes over MNIST (default: the paper's, per case)")
     p.add_argument("--arg", action="append", default=[], metavar="'--OPTION VALUE'",
                    help="an option for the reference code, replacing the case's own of that name (repeatable), "
-                        "e.g. --arg '--base_seed 2' for another starting network")
+                        "e.g. --arg '--base_seed 2' for another starting network; quote inside it as in a shell "
+                        "(--arg \"--OPTION ''\" passes an empty value)")
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--work", type=Path, default=HERE / "work" / "dd_reference")
     p.add_argument("--render", action="store_true", help="print the table from the saved results")
