@@ -132,7 +132,7 @@ def run_one(name: str, options: dict[str, str], cfg, out: Path, states: dict | N
 
     start = time.perf_counter()
     if name == "dc":
-        art = distill(cfg, out=out, resume=True)
+        art = distill(cfg, out=out, resume=Path(str(out) + ".ckpt").is_file())
     else:
         defence = _defence(options)
         clients = int(options.get("clients", 5))

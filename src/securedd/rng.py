@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
 
-__all__ = ["derive_seed", "make_generator", "seed_globals"]
+__all__ = ["derive_seed", "make_generator", "seed_globals", "torch_threads"]
 
 
 def derive_seed(seed: int, *purpose: str | int) -> int:
@@ -41,3 +43,18 @@ def seed_globals(seed: int) -> None:
     random.seed(seed)
     np.random.seed(derive_seed(seed, "numpy") % (2**32))
     torch.manual_seed(derive_seed(seed, "torch"))
+
+
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run the block with torch's intra-op thread count at ``count``, then restore it.
+
+    Floating-point results of some CPU kernels depend on how many threads split the work;
+    a fixed count makes a computation's bits independent of the machine's cores and load.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -78,7 +78,7 @@ def _browser() -> str | None:
                  if p), None)
 
 
-@pytest.mark.skipif(_browser() is None, reason="no headless browser (make test installs Debian's chromium)")
+@pytest.mark.skipif(_browser() is None, reason="no headless browser (make chromium installs Debian's)")
 def test_the_html_report_renders_with_its_plots_in_a_headless_browser(artifact, tmp_path):
     torch.set_num_threads(1)
     files = write_report(run_audit(artifact, SMALL, progress=False), tmp_path)

@@ -1,7 +1,5 @@
 """Command-line smoke tests: every subcommand, its --help examples, and its errors."""
 
-import importlib.util
-import json
 from pathlib import Path
 
 import pytest
@@ -54,25 +52,6 @@ def test_evaluate_prints_table_and_writes_json(tmp_path: Path, capsys):
     assert (tmp_path / "e.json").is_file()
 
 
-def test_demo_writes_artifacts_grids_and_report(tmp_path: Path, capsys):
-    code, out, _ = run(capsys, "demo", "--ipc", "1", "--runs", "1", "--epochs", "2", "--out-dir", str(tmp_path),
-                       "--quiet")
-    assert code == 0 and "| method | images | accuracy (%) | whole dataset (%) |" in out
-    assert "| herding | 10 |" in out and "| random | 10 |" in out
-    assert {"demo.md", "demo.json", "digits_herding_ipc1.png", "digits_random_ipc1.safetensors", "secret.safetensors",
-            "secret.safetensors.sig", "target.key"} <= {p.name for p in tmp_path.iterdir()}
-    assert "SecDD round trip" in out and "the key's seed (receiver)" in out
-    rows = {r["network"]: r["accuracy"] for r in json.loads((tmp_path / "demo.json").read_text())["secdd"]}
-    # the key is random on every run: margins measured over fresh keys were 41 to 57 points
-    assert rows["convnet_tiny, the key's seed (receiver)"] > rows["convnet_tiny, 3 other seeds (mean)"] + 25
-    federated = json.loads((tmp_path / "demo.json").read_text())["federated"]
-    if importlib.util.find_spec("flwr") is None:
-        assert "Skipped: install the [fl] extra" in out
-    else:  # the SFDD round ran on Flower's simulation engine
-        assert "SFDD): 3 clients, 10 rounds" in out and (tmp_path / "federated.safetensors").is_file()
-        assert federated["images"] == 10 and 0 <= federated["mean"] <= 100
-
-
 @pytest.mark.parametrize(
     "argv, words",
     [
@@ -85,11 +64,115 @@ def test_demo_writes_artifacts_grids_and_report(tmp_path: Path, capsys):
         (["distill", "--config", "/nonexistent.toml"], "does not exist"),
         (["distill", "--device", "cuda:7"], "cuda:7"),
         (["distill", "--device", "tpu"], "not a torch device"),
+        # every method checks the model it records, coresets included
+        (["distill", "--method", "herding", "--model", "convnett"], "unknown model 'convnett'. Did you mean 'convnet'?"),
+        (["distill", "--method", "random", "--model", "convnett"], "Did you mean 'convnet'?"),
+        # a misspelt setting shared by every method gets its suggestion and is listed
+        (["distill", "--method", "dc", "method.iteratons=5"], "Did you mean 'iterations'? Settings of every method: "
+                                                               "name, ipc, iterations, checkpoint_every"),
+        (["distill", "--method", "random", "--resume"], "nothing to resume: there is no checkpoint at"),
     ],
 )
 def test_bad_input_gets_a_clear_error_and_exit_2(argv, words, capsys, tmp_path: Path):
     code, _, err = run(capsys, *argv, *(["--out", str(tmp_path / "x.safetensors")] if argv[0] == "distill" else []))
     assert code == 2 and words in err and "Traceback" not in err
+
+
+def _example_lines(parser) -> list[list[str]]:
+    """Every example command in ``parser``'s help epilogs, as argument lists (``a && b`` gives two)."""
+    import shlex
+
+    lines = []
+    for action in parser._subparsers._group_actions:
+        for sub in dict.fromkeys(action.choices.values()):
+            for line in (sub.epilog or "").split("examples:")[-1].splitlines():
+                for part in line.split("&&"):
+                    words = shlex.split(part.strip())
+                    if words[:1] == ["securedd"]:
+                        lines.append(words[1:])
+    return lines
+
+
+def test_every_help_example_parses_with_the_flags_that_exist(capsys):
+    examples = _example_lines(build_parser())
+    assert len(examples) > 40 and ["train", "secret.safetensors", "--key", "target.key", "--public", "sender.pub.pem",
+                                   "--save", "model.safetensors"] in examples
+    for argv in examples:
+        try:
+            build_parser().parse_args(argv)
+        except SystemExit:
+            pytest.fail(f"the help example 'securedd {' '.join(argv)}' does not parse: {capsys.readouterr().err}")
+
+
+def test_every_readme_command_parses_as_shown(capsys):
+    import shlex
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in readme.split("```sh\n")[1:]]
+    commands = []
+    for line in (x for b in blocks for x in b.splitlines()):
+        for part in line.split("#")[0].split("&&"):
+            words = shlex.split(part.replace("~/", "/home/u/"))
+            if words[:1] == ["securedd"]:
+                commands.append(words[1:])
+            elif words[:1] == ["SECUREDD_DATA=/home/u/datasets"]:
+                commands.append(words[2:])
+    assert len(commands) > 20
+    for argv in commands:
+        try:
+            build_parser().parse_args(argv)
+        except SystemExit:
+            pytest.fail(f"README: 'securedd {' '.join(argv)}' does not parse: {capsys.readouterr().err}")
+
+
+def test_printed_config_holds_the_method_settings_the_run_uses(tmp_path: Path, capsys):
+    code, out, _ = run(capsys, "distill", "--dataset", "digits", "--method", "dc", "--ipc", "1", "--no-preset",
+                       "model=convnet_tiny", "method.iterations=1", "method.lr_img=0.5",
+                       "--out", str(tmp_path / "dc.safetensors"))
+    settings = out.split("[method.params]")[1]
+    assert code == 0 and "lr_img = 0.5" in settings and "momentum_img = 0.5" in settings and "batch_real = 256" in settings
+    assert "iterations = 1\n" in out
+    code, out, _ = run(capsys, "distill", "--dataset", "digits", "--method", "dm", "--ipc", "1", "--no-preset",
+                       "method.iterations=0", "--out", str(tmp_path / "dm.safetensors"))
+    assert code == 0 and "lr_img = 0.0" in out.split("[method.params]")[1]
+
+
+def test_list_datasets_gives_the_sizes_the_loader_has(capsys):
+    from securedd import load_dataset
+
+    line = next(x for x in run(capsys, "list", "datasets")[1].splitlines() if x.startswith("digits "))
+    sizes = f"{len(load_dataset('digits', 'train'))}/{len(load_dataset('digits', 'test'))}"
+    assert sizes == "1438/359" and line.endswith(sizes)
+
+
+def test_demo_output_is_ignored_by_git():
+    ignored = (Path(__file__).parents[2] / ".gitignore").read_text().split()
+    assert "/demo-out/" in ignored
+
+
+def test_dependency_logs_are_quiet_unless_verbose(capsys):
+    import logging
+    import warnings
+
+    from securedd.cli.main import configure_logging
+
+    try:
+        for verbose in (False, True):
+            configure_logging(verbose=verbose)
+            logging.getLogger().info("Only testing the top-10 classes")  # foolbox's DeepFool logs so, per batch
+            logging.getLogger("flwr").debug("ServerApp finished running.")
+            logging.getLogger("securedd.demo").info("own progress")
+            err = capsys.readouterr().err
+            assert "own progress" in err and ("top-10" in err) is verbose and ("ServerApp" in err) is verbose
+        configure_logging(quiet=True)
+        logging.getLogger("securedd.demo").info("own progress")
+        logging.getLogger("securedd.demo").warning("own warning")
+        err = capsys.readouterr().err
+        assert "own progress" not in err and "own warning" in err
+    finally:
+        root = logging.getLogger()
+        root.handlers[:] = [h for h in root.handlers if not getattr(h, "_securedd", False)]
+        warnings.resetwarnings()
 
 
 def test_unknown_model_in_evaluate(tmp_path: Path, capsys):

@@ -60,6 +60,19 @@ def test_too_few_replies_stop_with_the_checkpoint_and_a_restart_resumes(tmp_path
     assert torch.equal(resumed.images, straight.images)  # the same set as an uninterrupted run
 
 
+def test_the_order_replies_arrive_in_does_not_change_a_bit_of_the_set(tmp_path):
+    orders = iter([[2, 0, 1], [1, 2, 0], [0, 2, 1]])
+
+    def shuffled(images, record):
+        replies = _honest(images, record)
+        return 3, [replies[i] for i in next(orders)]
+
+    mixed = run_server(_settings(tmp_path / "a", rounds=3, aggregator="fedavg"), shuffled)
+    straight = run_server(_settings(tmp_path / "b", rounds=3, aggregator="fedavg"), lambda im, rec: (3, _honest(im, rec)))
+    assert mixed.sha256 == straight.sha256 and torch.equal(mixed.images, straight.images)
+    assert not (tmp_path / "a" / "fed.server.pt").exists()  # a finished federation leaves its artifact alone
+
+
 def test_privacy_ledger_reaches_the_artifact(tmp_path):
     from securedd.federated.client import Defence
 

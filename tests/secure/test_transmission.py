@@ -71,10 +71,12 @@ def test_cli_round_trip_refuses_a_tampered_file(tmp_path: Path, digits_train, ca
     assert main(["keygen", "--out", str(sender)]) == 0
     assert main(["sign", str(out), "--private", f"{sender}.pem"]) == 0
     assert main(["verify", str(out), "--public", f"{sender}.pub.pem"]) == 0
+    model = tmp_path / "model.safetensors"
     assert main(["train", str(out), "--key", str(tmp_path / "target.key"), "--public", f"{sender}.pub.pem",
-                 "-q"]) == 0
+                 "--save", str(model), "-q"]) == 0
     printed = capsys.readouterr().out
     assert "signature ok" in printed and "test accuracy" in printed and "transmitted:" in printed
+    _saved_network_is_the_trained_one(out, tmp_path / "target.key", model, printed)
     data = bytearray(out.read_bytes())
     data[len(data) // 2] ^= 0x01
     out.write_bytes(bytes(data))
@@ -82,3 +84,20 @@ def test_cli_round_trip_refuses_a_tampered_file(tmp_path: Path, digits_train, ca
     assert main(["train", str(out), "--key", str(tmp_path / "target.key"), "--public", f"{sender}.pub.pem"]) == 2
     err = capsys.readouterr().err
     assert err.count("changed after it was signed") == 2
+
+
+def _saved_network_is_the_trained_one(artifact: Path, key_path: Path, model: Path, printed: str) -> None:
+    """``train --save`` wrote the network whose accuracy it printed: reload it and score it again."""
+    from safetensors.torch import load_file
+
+    from securedd import load_artifact, load_dataset
+    from securedd.evaluate.train_eval import score_model
+
+    key, art = load_key(key_path), load_artifact(artifact)
+    net = key.network(art.spec.shape, art.spec.num_classes)
+    untrained = score_model(net, load_dataset("digits", "test", spec=art.spec)).accuracy
+    net.load_state_dict(load_file(model))
+    accuracy = score_model(net, load_dataset("digits", "test", spec=art.spec)).accuracy
+    assert f"test accuracy {accuracy:.2f}%" in printed and accuracy != untrained
+    with safe_open(model, "pt") as f:
+        assert f.metadata() == {"model": key.model, "trained_on": art.sha256}

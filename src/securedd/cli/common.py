@@ -6,7 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from securedd.config import RunConfig, apply_overrides, config_to_toml, load_config
+import tomli_w
+
+from securedd.config import RunConfig, apply_overrides, load_config
+from securedd.distill.base import method_settings
 from securedd.presets import Preset, find_preset
 
 __all__ = ["add_data_flags", "add_run_flags", "build_config", "echo", "examples", "print_config", "resolve_config"]
@@ -22,6 +25,8 @@ def add_data_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--download", action="store_true", help="let torchvision download a missing dataset")
     p.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (default: cpu)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars, no resolved config")
+    p.add_argument("--verbose", "-v", action="store_true",
+                   help="also show the logs and warnings of the libraries underneath (Flower, Ray, foolbox, torch)")
 
 
 def add_run_flags(p: argparse.ArgumentParser) -> None:
@@ -92,7 +97,7 @@ def print_config(cfg: RunConfig, quiet: bool, preset: Preset | None = None) -> N
     head = "# resolved config"
     if preset is not None:
         head += f"\n# preset: {preset.describe()}\n# (flags and key=value overrides win over the preset; --no-preset turns it off)"
-    echo(head + "\n" + config_to_toml(cfg).rstrip() + "\n")
+    echo(head + "\n" + tomli_w.dumps(method_settings(cfg)).rstrip() + "\n")
 
 
 def default_out(cfg: RunConfig) -> Path:

@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
              f"(--node-config partition-id=0..{args.clients - 1}), then: flwr run {folder} CONNECTION --stream")
         return 0
     start = time.perf_counter()
-    art = run_federation(settings)
+    art = run_federation(settings, verbose=args.verbose)
     ledger = art.metadata.get("privacy", {})
     spent = f", epsilon {ledger['epsilon']:.2f} at delta {ledger['delta']:g}" if "epsilon" in ledger else ""
     echo(f"wrote {out} ({art.images.shape[0]} images, {args.clients} clients x {args.rounds} rounds, "

@@ -6,6 +6,7 @@ import argparse
 import logging
 import shlex
 import sys
+import warnings
 
 from securedd import __version__
 from securedd.cli import (
@@ -58,6 +59,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _OwnLogs(logging.Filter):
+    """securedd's own records from ``level`` up; other libraries' only from ERROR up."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        own = record.name == "securedd" or record.name.startswith("securedd.")
+        return record.levelno >= (self.level if own else logging.ERROR)
+
+
+def configure_logging(*, quiet: bool = False, verbose: bool = False) -> None:
+    """Log securedd's progress (warnings only with ``quiet``); dependencies only speak up with ``verbose``.
+
+    Without ``verbose``, other libraries' log records below ERROR and their Python warnings
+    are dropped: Flower's DEBUG lines and deprecation notes, foolbox's per-batch notes.
+    """
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    if not verbose:
+        handler.addFilter(_OwnLogs(logging.WARNING if quiet else logging.INFO))
+        warnings.filterwarnings("ignore")
+        warnings.filterwarnings("default", module="securedd")
+    handler._securedd = True  # type: ignore[attr-defined]
+    root = logging.getLogger()
+    root.handlers[:] = [h for h in root.handlers if not getattr(h, "_securedd", False)] + [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
 def resume_command(argv: list[str] | None) -> str:
     """The command line that continues an interrupted run: the same arguments plus ``--resume``."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -73,8 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    logging.basicConfig(level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(quiet=getattr(args, "quiet", False), verbose=getattr(args, "verbose", False))
     seed_globals(getattr(args, "seed", None) or 0)
     try:
         return int(args.run(args))

@@ -6,9 +6,12 @@ import argparse
 import json
 from pathlib import Path
 
+import torch
+
 from securedd.api import evaluate
 from securedd.artifacts import atomic_write_bytes, load_artifact
 from securedd.cli.common import add_data_flags, echo, examples
+from securedd.secure.attack import trained_network
 from securedd.secure.keys import load_key
 from securedd.secure.signing import generate_signing_keys, sign_artifact, signature_path, verify_artifact
 
@@ -47,15 +50,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        epilog=examples(
                            "securedd train secret.safetensors --key target.key",
                            "securedd train secret.safetensors --key target.key --public sender.pub.pem "
-                           "--save model.pt",
+                           "--save model.safetensors",
                        ))
     p.add_argument("artifact")
     p.add_argument("--key", required=True, metavar="FILE", help="the SecDD key file (architecture and seed)")
     p.add_argument("--public", metavar="PEM", help="verify the artifact's signature with this public key first")
     p.add_argument("--signature", metavar="FILE", help="signature file (default: ARTIFACT.sig)")
     p.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    p.add_argument("--save", metavar="FILE", help="also write the trained network's weights (.safetensors, "
+                                                    "loadable with safetensors.torch.load_file)")
     add_data_flags(p)
     p.set_defaults(run=run_train)
+
+
+def save_network(net: torch.nn.Module, path: str | Path, model: str, artifact_sha256: str) -> Path:
+    """Write ``net``'s weights and buffers as safetensors, atomically, naming the model and the set it learned."""
+    from safetensors.torch import save
+
+    tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    data = save(tensors, metadata={"model": model, "trained_on": artifact_sha256})
+    atomic_write_bytes(Path(path), data)
+    return Path(path)
 
 
 def run_keygen(args: argparse.Namespace) -> int:
@@ -93,6 +108,8 @@ def run_train(args: argparse.Namespace) -> int:
     echo(f"{key.model} from the key, trained on {art.images.shape[0]} images in {art.lrs.numel() if art.lrs is not None else 0} "
          f"steps: test accuracy {acc:.2f}%")
     echo(f"transmitted: {sent} bytes ({size} artifact + {sent - size} signature)")
+    if args.save:
+        echo(f"wrote {save_network(trained_network(art, key), args.save, key.model, art.sha256)}")
     if args.json:
         payload = {"artifact": str(args.artifact), "sha256": art.sha256, "bytes": size, "transmitted_bytes": sent,
                    "model": key.model, "accuracy": acc, **report.to_dict()}

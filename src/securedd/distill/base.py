@@ -27,17 +27,18 @@ import torch
 from tqdm.auto import tqdm
 
 from securedd.artifacts import atomic_write_bytes
-from securedd.config import RunConfig, config_to_dict
+from securedd.config import MethodConfig, RunConfig, config_to_dict
 from securedd.data.sampler import ClassBalancedSampler, check_ipc
 from securedd.data.spec import RealData
 from securedd.distill.synthetic import SyntheticSet
 from securedd.errors import ConfigError, Diverged, Interrupted, did_you_mean
 from securedd.interrupt import StopOnInterrupt
-from securedd.models import create_model
+from securedd.models import MODELS, create_model
 from securedd.registry import Registry
 from securedd.rng import make_generator
 
-__all__ = ["METHODS", "DistillContext", "DistillResult", "Method", "NoParams", "list_methods", "run_method"]
+__all__ = ["METHODS", "DistillContext", "DistillResult", "Method", "NoParams", "list_methods", "method_settings",
+           "run_method"]
 
 log = logging.getLogger(__name__)
 
@@ -110,11 +111,13 @@ class Method:
     def parse_params(cls, values: Mapping[str, Any]) -> Any:
         """Build ``cls.Params`` from a dict, with a clear error for unknown keys or bad types."""
         fields = {f.name: f for f in dataclasses.fields(cls.Params)}
+        common = [f.name for f in dataclasses.fields(MethodConfig) if f.name != "params"]
         for key in values:
             if key not in fields:
                 valid = ", ".join(fields) or "none"
                 raise ConfigError(
-                    f"method '{cls.name}' has no setting '{key}'.{did_you_mean(key, fields)} Its settings: {valid}."
+                    f"method '{cls.name}' has no setting '{key}'.{did_you_mean(key, [*common, *fields])} "
+                    f"Settings of every method: {', '.join(common)}; {cls.name}'s own: {valid}."
                 )
         kwargs = {}
         for key, value in values.items():
@@ -224,7 +227,11 @@ def run_method(
     """
     method_cls = METHODS.get(config.method.name)
     params = method_cls.parse_params(config.method.params)
+    MODELS.get(config.model)  # every method records it, so a misspelt one fails here, for coresets too
     check_ipc(real, config.method.ipc)
+    ckpt_path = Path(checkpoint) if checkpoint is not None else None
+    if resume and (ckpt_path is None or not ckpt_path.is_file()):
+        raise ConfigError(_nothing_to_resume(ckpt_path))
     ctx = DistillContext(config, real, progress=progress)
     method = method_cls(params, ctx)
     iterations = config.method.iterations if config.method.iterations is not None else method_cls.default_iterations
@@ -235,8 +242,7 @@ def run_method(
     opt = method.optimizer(syn)
     history: list[float] = []
     first = 0
-    ckpt_path = Path(checkpoint) if checkpoint is not None else None
-    if resume and ckpt_path is not None and ckpt_path.is_file():
+    if resume and ckpt_path is not None:
         state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         syn.load_tensors(state["tensors"])
         if opt is not None and state["optimizer"] is not None:
@@ -277,6 +283,16 @@ def run_method(
                          time.perf_counter() - start, method.artifact_metadata())
 
 
+def _nothing_to_resume(checkpoint: Path | None) -> str:
+    if checkpoint is None:
+        return "resuming needs a checkpoint file, and none was given (pass the artifact path with --out)"
+    artifact = checkpoint.with_suffix("") if checkpoint.suffix == ".ckpt" else None
+    finished = (f"; {artifact} exists: that run finished (a finished run removes its checkpoint)"
+                if artifact is not None and artifact.is_file() else "")
+    return (f"nothing to resume: there is no checkpoint at {checkpoint}{finished}. A run writes one every "
+            "method.checkpoint_every iterations and on Ctrl-C; drop --resume to start afresh")
+
+
 def _divergence_message(value: float, it: int, iterations: int, params: Any, checkpoint: Path | None,
                         every: int) -> str:
     rates = [f"method.{k}={v}" for k, v in dataclasses.asdict(params).items()
@@ -292,4 +308,25 @@ def resolved_config(config: RunConfig, result: DistillResult) -> dict[str, Any]:
     values = config_to_dict(config)
     values["method"]["params"] = result.params
     values["method"]["iterations"] = result.iterations
+    return values
+
+
+def method_settings(config: RunConfig) -> dict[str, Any]:
+    """The run config before a run, with every setting of its method as the run will use it.
+
+    Fills ``method.params`` with the method's defaults under the given values (checking
+    them) and ``method.iterations`` with the method's default when unset: what the command
+    line prints as the resolved config.
+
+    >>> from securedd.config import apply_overrides
+    >>> values = method_settings(apply_overrides(RunConfig(), ["method.name=dm", "method.ipc=1"]))
+    >>> values["method"]["iterations"], values["method"]["params"]["batch_real"]
+    (20000, 256)
+    """
+    method_cls = METHODS.get(config.method.name)
+    params = dataclasses.asdict(method_cls.parse_params(config.method.params))
+    values = config_to_dict(config)
+    values["method"]["params"] = {k: v for k, v in params.items() if v is not None}
+    values["method"]["iterations"] = (config.method.iterations if config.method.iterations is not None
+                                      else method_cls.default_iterations)
     return values

@@ -6,7 +6,10 @@ shard and replies with its updated set and its shard size. The server refuses re
 that are errors or cannot be right (:func:`~securedd.federated.aggregate.check_reply`),
 aggregates the rest if at least ``min_clients`` remain, checkpoints ``S^g`` atomically and
 goes on; a restarted server resumes from its checkpoint. At the end it writes a verified
-artifact whose metadata holds the federation's settings and privacy ledger.
+artifact whose metadata holds the federation's settings and privacy ledger, and removes
+the checkpoint. Replies are aggregated in a canonical order (by shard size, then content)
+and every client computes with a fixed number of threads, so the same seed gives the same
+artifact however the machine is loaded and in whatever order the replies arrive.
 
 The same apps run on Flower's simulation engine (:func:`run_federation`) and on its
 deployment engine (SuperLink + SuperNodes, ``flwr run``), where the settings come from the
@@ -15,6 +18,7 @@ app's run config and a client's shard from its node config (``partition-id``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -38,7 +42,7 @@ from securedd.federated.client import Defence, local_update
 from securedd.federated.defences import PrivacyLedger
 from securedd.federated.doorping import Doorping
 from securedd.federated.shards import make_shards
-from securedd.rng import make_generator
+from securedd.rng import make_generator, torch_threads
 
 __all__ = ["FederationSettings", "Reply", "client_shard", "client_train", "initial_images", "make_client_app",
            "make_server_app", "run_federation", "run_in_process", "run_server", "serve"]
@@ -63,6 +67,8 @@ class FederationSettings:
     optimiser (SGD, momentum 0.5) does, which a client's fresh optimiser cannot."""
     min_clients: int = 1
     timeout: float = 600.0
+    threads: int = 1
+    """torch threads of a client's update: fixed, so a client's bits do not depend on its machine's cores."""
     defence: Defence = field(default_factory=Defence)
     doorping: Doorping | None = None
     """An experiment: workers 0..k-1 run the Doorping attack (None: every worker is honest)."""
@@ -76,13 +82,15 @@ class FederationSettings:
         if self.clients < 1 or self.rounds < 0 or not 1 <= self.min_clients <= self.clients:
             raise ConfigError(f"need clients >= 1, rounds >= 0 and 1 <= min_clients <= clients; got clients="
                               f"{self.clients}, rounds={self.rounds}, min_clients={self.min_clients}")
+        if self.threads < 1:
+            raise ConfigError(f"threads must be >= 1; got {self.threads}")
         if not 0 <= self.server_momentum < 1:
             raise ConfigError(f"server_momentum must be in [0, 1); got {self.server_momentum}")
 
     def to_record(self) -> dict[str, Any]:
         """The settings as ``ConfigRecord`` values (strings and numbers)."""
         return {"run-config": json.dumps(config_to_dict(self.config)), "clients": self.clients,
-                "split": self.split, "defence": json.dumps(self.defence.to_dict()),
+                "split": self.split, "threads": self.threads, "defence": json.dumps(self.defence.to_dict()),
                 "doorping": json.dumps(self.doorping.to_dict() if self.doorping else None)}
 
     @property
@@ -123,8 +131,9 @@ def client_train(content: dict[str, Any], partition: int,
     images = content["images"]
     labels = class_labels(shard.spec.num_classes, cfg.method.ipc, images.device)
     start = time.perf_counter()
-    updated, loss = local_update(cfg, shard, images, labels, client=partition, round_=int(settings["round"]),
-                                 defence=Defence(**json.loads(settings["defence"])), doorping=attack, state=state)
+    with torch_threads(int(settings.get("threads", 1))):
+        updated, loss = local_update(cfg, shard, images, labels, client=partition, round_=int(settings["round"]),
+                                     defence=Defence(**json.loads(settings["defence"])), doorping=attack, state=state)
     return updated, {"num-examples": float(len(shard)), "loss": loss, "seconds": time.perf_counter() - start}
 
 
@@ -176,15 +185,16 @@ def run_server(settings: FederationSettings, exchange: Exchange) -> Artifact:
     for round_ in tqdm(range(first, settings.rounds), desc="federate", initial=first, total=settings.rounds,
                        disable=not settings.progress):
         asked, replies = exchange(images, {**settings.to_record(), "round": round_})
-        accepted, weights, losses = [], [], []
+        usable = []
         for reply in replies:
             reason = reply.error or check_reply(reply.images, images)
             if reason is not None:
                 log.warning("round %d: refused the reply of node %s: %s", round_, reply.node, reason)
                 continue
-            accepted.append(reply.images)
-            weights.append(reply.weight)
-            losses.append(reply.loss)
+            usable.append(reply)
+        # a canonical order, whatever order the replies arrived in: float sums then repeat bit for bit
+        usable.sort(key=lambda r: (r.weight, _digest(r.images)))
+        accepted, weights, losses = [r.images for r in usable], [r.weight for r in usable], [r.loss for r in usable]
         if len(accepted) < settings.min_clients:
             raise ConfigError(f"round {round_}: {len(accepted)} usable replies of {asked} clients, fewer than "
                               f"min_clients={settings.min_clients}; the set so far is in {settings.checkpoint}")
@@ -205,9 +215,15 @@ def run_server(settings: FederationSettings, exchange: Exchange) -> Artifact:
     if settings.doorping is not None:  # an experiment's record; a real server would not know
         info["federated"]["doorping"] = {**settings.doorping.to_dict(),
                                          "workers": settings.doorping.count(settings.clients)}
-    return save_artifact(settings.out, images, class_labels(spec.num_classes, cfg.method.ipc, images.device),
-                         spec=spec, method=f"sfdd-{cfg.method.name}", ipc=cfg.method.ipc, seed=cfg.seed,
-                         config=config_to_dict(cfg), privacy=_ledger(settings, settings.rounds).to_dict(), info=info)
+    art = save_artifact(settings.out, images, class_labels(spec.num_classes, cfg.method.ipc, images.device),
+                        spec=spec, method=f"sfdd-{cfg.method.name}", ipc=cfg.method.ipc, seed=cfg.seed,
+                        config=config_to_dict(cfg), privacy=_ledger(settings, settings.rounds).to_dict(), info=info)
+    settings.checkpoint.unlink(missing_ok=True)  # the artifact holds the finished set
+    return art
+
+
+def _digest(images: torch.Tensor) -> str:
+    return hashlib.sha256(images.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
 
 
 def run_in_process(settings: FederationSettings,
@@ -314,13 +330,25 @@ def make_client_app() -> Any:
 
 
 def run_federation(settings: FederationSettings, *, verbose: bool = False) -> Artifact:
-    """Run the federation on Flower's simulation engine (one process per concurrent client)."""
+    """Run the federation on Flower's simulation engine (one process per concurrent client).
+
+    Without ``verbose``, Flower and Ray log errors only (Flower's own console handler and
+    the clients' forwarded output included); with it, as much as Flower's verbose mode.
+    """
     from flwr.simulation import run_simulation
 
-    run_simulation(server_app=make_server_app(settings), client_app=make_client_app(),
-                   num_supernodes=settings.clients,
-                   backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0}},
-                   verbose_logging=verbose)
+    backend: dict[str, Any] = {"client_resources": {"num_cpus": 1, "num_gpus": 0.0}}
+    if not verbose:
+        backend["init_args"] = {"logging_level": logging.ERROR, "log_to_driver": False}
+    flwr_logger = logging.getLogger("flwr")
+    level = flwr_logger.level
+    if not verbose:
+        flwr_logger.setLevel(logging.ERROR)
+    try:
+        run_simulation(server_app=make_server_app(settings), client_app=make_client_app(),
+                       num_supernodes=settings.clients, backend_config=backend, verbose_logging=verbose)
+    finally:
+        flwr_logger.setLevel(level)
     from securedd.artifacts import load_artifact
 
     return load_artifact(settings.out)

@@ -38,7 +38,7 @@ from securedd.models.registry import MODELS
 from securedd.secure.keys import TargetKey
 
 __all__ = ["DEFAULT_BUDGET", "DEFAULT_SEEDS", "AttackReport", "Candidate", "candidate_keys", "fitting_models",
-           "key_search", "replay_key", "resemblance"]
+           "key_search", "replay_key", "resemblance", "trained_network"]
 
 DEFAULT_BUDGET = 60  # keys the default key search tries
 DEFAULT_SEEDS = 20  # at most this many seeds per (architecture, scheme)
@@ -120,16 +120,20 @@ def candidate_keys(models: list[str], seeds_per_model: int, budget: int, seed: i
     return keys
 
 
-def replay_key(art: Artifact, key: TargetKey, test: RealData) -> Candidate:
-    """Replay the artifact on ``key``'s network; its loss on the distilled set and test accuracy."""
+def trained_network(art: Artifact, key: TargetKey) -> torch.nn.Module:
+    """``key``'s network after the artifact's learned GD steps: what the receiver of a SecDD set gets."""
     hints = art.metadata.get("evaluation") or {}
     if hints.get("protocol") != "replay" or art.lrs is None:
         raise MismatchError(f"{art.path or 'the artifact'} holds no learned GD schedule to replay (method "
-                            f"'{art.method}'); the key search applies to DD, SLDD and SecDD sets")
+                            f"'{art.method}'); keys apply to DD, SLDD and SecDD sets")
     spec = art.spec
-    steps = int(hints["steps"])
     net = key.network(spec.shape, spec.num_classes)
-    replay_steps(net, art.images, art.labels, art.lrs, steps, spec.num_classes)
+    return replay_steps(net, art.images, art.labels, art.lrs, int(hints["steps"]), spec.num_classes)
+
+
+def replay_key(art: Artifact, key: TargetKey, test: RealData) -> Candidate:
+    """Replay the artifact on ``key``'s network; its loss on the distilled set and test accuracy."""
+    net = trained_network(art, key)
     with torch.no_grad():  # the set's own loss: every image once
         self_loss = float(_loss(net(art.images), art.labels))
     accuracy = score_model(net, test).accuracy
