@@ -91,13 +91,20 @@ def echo(*parts: object, err: bool = False) -> None:
     print(*parts, file=sys.stderr if err else sys.stdout, flush=True)
 
 
-def print_config(cfg: RunConfig, quiet: bool, preset: Preset | None = None) -> None:
+def print_config(cfg: RunConfig, quiet: bool, preset: Preset | None = None, *, rounds: bool = False) -> None:
+    """Print the config as the run will use it (the method's settings filled in).
+
+    ``rounds``: a federation, whose rounds replace the method's iterations (not printed).
+    """
     if quiet:
         return
     head = "# resolved config"
     if preset is not None:
         head += f"\n# preset: {preset.describe()}\n# (flags and key=value overrides win over the preset; --no-preset turns it off)"
-    echo(head + "\n" + tomli_w.dumps(method_settings(cfg)).rstrip() + "\n")
+    values = method_settings(cfg)
+    if rounds:
+        del values["method"]["iterations"]
+    echo(head + "\n" + tomli_w.dumps(values).rstrip() + "\n")
 
 
 def default_out(cfg: RunConfig) -> Path:

@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     if args.method is None:
         args.method = "dc"
     cfg, preset = resolve_config(args)
-    print_config(cfg, args.quiet, preset)
+    print_config(cfg, args.quiet, preset, rounds=True)
     out = Path(args.out) if args.out else default_out(cfg).with_name(f"sfdd_{default_out(cfg).name}")
     defence = defence_from_args(args)
     settings = FederationSettings(cfg, clients=args.clients, rounds=args.rounds, split=args.split,
