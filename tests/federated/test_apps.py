@@ -95,20 +95,18 @@ def test_flower_simulation_engine_runs_the_apps(tmp_path):
     assert history == [{"round": 0, "clients": 2, "accepted": 2, "loss": pytest.approx(history[0]["loss"])}]
     assert art.method == "sfdd-dc" and art.images.shape == (10, 1, 8, 8)
     local = run_in_process(_settings(tmp_path / "local", clients=2, rounds=1))
-    # the engine moves the messages and changes nothing else (its processes may use other thread counts,
-    # which changes float rounding only)
-    torch.testing.assert_close(art.images, local.images, rtol=1e-4, atol=1e-5)
+    # the engine moves the messages and changes nothing else: the clients compute with the same pinned
+    # thread count in Flower's processes as here, and the server sorts the replies, so not a bit differs
+    assert art.sha256 == local.sha256 and torch.equal(art.images, local.images)
 
 
 def test_a_hundred_round_gaussian_run_reports_the_reference_epsilon(tmp_path):
     from securedd.federated.client import Defence
 
-    torch.set_num_threads(1)
-    cfg = apply_overrides(RunConfig(), ["data.name=digits", "method.name=dc", "method.ipc=1", "model=mlp", "seed=0",
-                                        "method.outer_loop=1", "method.batch_real=8", "method.compile=false"])
-    settings = FederationSettings(cfg, clients=5, rounds=100, out=str(tmp_path / "dp.safetensors"), progress=False,
-                                  defence=Defence("localdp-gaussian", clip=1.0, noise_multiplier=1.0))
-    art = run_in_process(settings)
+    settings = _settings(tmp_path, clients=5, rounds=100, defence=Defence("localdp-gaussian", clip=1.0,
+                                                                          noise_multiplier=1.0))
+    # the ledger counts the server's rounds; the clients' noise is tested in test_client.py, so they answer at once
+    art = run_server(settings, lambda images, record: (5, [Reply(n, images + 0.01, 1.0, 0.0) for n in range(5)]))
     ledger = load_artifact(art.path).metadata["privacy"]
     assert ledger["mechanism"] == "gaussian" and ledger["rounds"] == 100 and ledger["delta"] == 1e-5
     assert ledger["epsilon"] == pytest.approx(96.1, rel=0.05)  # RDP; REFERENCE section 4
