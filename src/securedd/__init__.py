@@ -9,16 +9,15 @@ Example:
     True
 """
 
-__version__ = "0.1.0"
-
-from securedd.api import distill, evaluate  # noqa: E402
-from securedd.artifacts import Artifact, load_artifact, save_artifact  # noqa: E402
-from securedd.config import EvalConfig, RunConfig, apply_overrides, load_config  # noqa: E402
-from securedd.data import list_datasets, load_dataset  # noqa: E402
-from securedd.distill import list_methods  # noqa: E402
-from securedd.errors import SecureddError  # noqa: E402
-from securedd.models import create_model, list_models  # noqa: E402
-from securedd.visualize import save_grid  # noqa: E402
+from securedd.api import distill, evaluate
+from securedd.artifacts import Artifact, load_artifact, save_artifact
+from securedd.config import EvalConfig, RunConfig, apply_overrides, load_config
+from securedd.data import list_datasets, load_dataset
+from securedd.distill import list_methods
+from securedd.errors import SecureddError
+from securedd.models import create_model, list_models
+from securedd.version import __version__
+from securedd.visualize import save_grid
 
 __all__ = [
     "Artifact",

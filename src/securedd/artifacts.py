@@ -35,6 +35,7 @@ from safetensors.torch import save as st_save
 
 from securedd.data.spec import DatasetSpec
 from securedd.errors import ArtifactError
+from securedd.version import __version__
 
 __all__ = ["PAYLOADS", "SCHEMA_VERSION", "Artifact", "atomic_write_bytes", "load_artifact", "save_artifact"]
 
@@ -145,8 +146,6 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def _versions() -> dict[str, str]:
-    from securedd import __version__
-
     return {"securedd": __version__, "torch": torch.__version__.split("+")[0]}
 
 

@@ -29,10 +29,15 @@ def artifact(tmp_path_factory):
     return distill(cfg, out=tmp_path_factory.mktemp("audit") / "random.safetensors", progress=False)
 
 
-def test_the_audit_writes_three_files_that_read_well_and_validate(artifact, tmp_path):
+@pytest.fixture(scope="module")
+def report(artifact, tmp_path_factory):
+    """One audit of ``artifact`` and its three files, read by the tests below."""
     torch.set_num_threads(1)
-    audit = run_audit(artifact, SMALL, progress=False)
-    files = write_report(audit, tmp_path)
+    return write_report(run_audit(artifact, SMALL, progress=False), tmp_path_factory.mktemp("report"))
+
+
+def test_the_audit_writes_three_files_that_read_well_and_validate(artifact, report):
+    files = report
     found = json.loads(files["json"].read_text())
     jsonschema.validate(found, AUDIT_SCHEMA)
     assert [r["aspect"] for r in found["summary"]] == ["utility", "privacy", "robustness", "memorisation",
@@ -79,9 +84,8 @@ def _browser() -> str | None:
 
 
 @pytest.mark.skipif(_browser() is None, reason="no headless browser (make chromium installs Debian's)")
-def test_the_html_report_renders_with_its_plots_in_a_headless_browser(artifact, tmp_path):
-    torch.set_num_threads(1)
-    files = write_report(run_audit(artifact, SMALL, progress=False), tmp_path)
+def test_the_html_report_renders_with_its_plots_in_a_headless_browser(report, tmp_path):
+    files = report
     shot = tmp_path / "shot.png"
     done = subprocess.run([_browser(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
                            "--window-size=1100,3200", f"--screenshot={shot}", files["html"].resolve().as_uri()],

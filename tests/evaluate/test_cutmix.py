@@ -11,7 +11,7 @@ from securedd.config import RunConfig, apply_overrides
 from securedd.data.mix import CutMix
 from securedd.errors import ConfigError
 from securedd.evaluate import TrainSettings, train_model
-from securedd.evaluate.train_eval import _loss
+from securedd.evaluate.train_eval import soft_label_loss
 from securedd.models import create_model
 
 
@@ -40,7 +40,7 @@ def test_cutmix_pastes_a_partner_box_and_mixes_labels_by_area():
     assert torch.allclose(out.loss(logits, F.cross_entropy), hand)
     soft = F.one_hot(labels, 6).float()
     mixed_soft = CutMix(prob=1.0)(images, soft, torch.Generator().manual_seed(4))
-    assert torch.allclose(mixed_soft.loss(logits, _loss), hand)  # soft labels mix the same way
+    assert torch.allclose(mixed_soft.loss(logits, soft_label_loss), hand)  # soft labels mix the same way
 
 
 def test_cutmix_probability_and_determinism():

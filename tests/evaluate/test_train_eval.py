@@ -34,12 +34,12 @@ def test_evaluation_is_deterministic_per_seed(digits_train, digits_test):
 
 
 def test_soft_labels_and_learned_lr_are_used(digits_train, digits_test):
-    from securedd.evaluate.train_eval import _loss
+    from securedd.evaluate.train_eval import soft_label_loss
 
     images, labels = _subset(digits_train, 5)
     soft = torch.nn.functional.one_hot(labels, 10).float()
     logits = torch.randn(len(labels), 10)
-    assert torch.allclose(_loss(logits, soft), _loss(logits, labels), atol=1e-6)  # one-hot soft == hard
+    assert torch.allclose(soft_label_loss(logits, soft), soft_label_loss(logits, labels), atol=1e-6)  # one-hot soft == hard
     smooth = 0.9 * soft + 0.01
     softr = evaluate_set(images, smooth, digits_test, models=["convnet_tiny"], runs=1,
                          settings=TrainSettings(epochs=60), progress=False)

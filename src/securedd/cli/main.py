@@ -8,7 +8,6 @@ import shlex
 import sys
 import warnings
 
-from securedd import __version__
 from securedd.cli import (
     applications_cmd,
     attack_cmd,
@@ -26,6 +25,7 @@ from securedd.cli import (
 from securedd.cli.common import examples
 from securedd.errors import Interrupted, SecureddError
 from securedd.rng import seed_globals
+from securedd.version import __version__
 
 SUBCOMMANDS = (demo_cmd, distill_cmd, evaluate_cmd, show_cmd, list_cmd, experts_cmd, secure_cmd, attack_cmd, pool_cmd,
                applications_cmd, federate_cmd, audit_cmd)

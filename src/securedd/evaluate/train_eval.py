@@ -30,7 +30,7 @@ from securedd.models.pieces import has_batch_norm, num_pieces
 from securedd.rng import make_generator
 
 __all__ = ["ArchReport", "EvalReport", "ModelScore", "TrainSettings", "evaluate_set", "inference_batch", "score_model",
-           "train_model"]
+           "soft_label_loss", "train_model"]
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,8 @@ class ModelScore:
     seconds: float = 0.0
 
 
-def _loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+def soft_label_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy against hard labels (N,) or against target distributions (N, K)."""
     if targets.is_floating_point():  # soft labels: target distributions
         return -(targets * F.log_softmax(logits, dim=1)).sum(1).mean()
     return F.cross_entropy(logits, targets)
@@ -100,11 +101,11 @@ def train_model(
             opt.zero_grad(set_to_none=True)
             if cutmix is not None:
                 mixed = cutmix(x, labels[index], generator)
-                mixed.loss(model(mixed.images), _loss).backward()
+                mixed.loss(model(mixed.images), soft_label_loss).backward()
             else:
                 pieces = num_pieces(len(x), chunk)
                 for xs, ys in zip(x.tensor_split(pieces), labels[index].tensor_split(pieces), strict=True):
-                    (_loss(model(xs), ys) * (len(xs) / len(x))).backward()
+                    (soft_label_loss(model(xs), ys) * (len(xs) / len(x))).backward()
             opt.step()
         sched.step()
     return model
@@ -131,7 +132,7 @@ def replay_steps(
     plan = step_plan(num_classes, n // num_classes, steps, len(lrs) // steps, device=images.device)
     model.train()
     for index, lr in zip(plan, lrs.tolist(), strict=True):
-        loss = _loss(model(images[index]), labels[index])
+        loss = soft_label_loss(model(images[index]), labels[index])
         grads = torch.autograd.grad(loss, list(model.parameters()))
         with torch.no_grad():
             for p, g in zip(model.parameters(), grads, strict=True):

@@ -32,7 +32,7 @@ from skimage.metrics import structural_similarity
 from securedd.artifacts import Artifact
 from securedd.data.spec import RealData
 from securedd.errors import ConfigError, MismatchError
-from securedd.evaluate.train_eval import _loss, replay_steps, score_model
+from securedd.evaluate.train_eval import replay_steps, score_model, soft_label_loss
 from securedd.models.init import INIT_SCHEMES
 from securedd.models.registry import MODELS
 from securedd.secure.keys import TargetKey
@@ -135,7 +135,7 @@ def replay_key(art: Artifact, key: TargetKey, test: RealData) -> Candidate:
     """Replay the artifact on ``key``'s network; its loss on the distilled set and test accuracy."""
     net = trained_network(art, key)
     with torch.no_grad():  # the set's own loss: every image once
-        self_loss = float(_loss(net(art.images), art.labels))
+        self_loss = float(soft_label_loss(net(art.images), art.labels))
     accuracy = score_model(net, test).accuracy
     return Candidate(key.model, key.seed, key.init_scheme, self_loss if np.isfinite(self_loss) else float("inf"),
                      accuracy)
