@@ -190,8 +190,9 @@ def _federated(s: _Section, result: DemoResult) -> dict[str, Any]:
     section["rows"].insert(0, row)
     section["sha256"] = art.sha256
     section["note"] = (f"SFDD is {row['mean'] - central['mean']:+.2f} points from DC run centrally on all the data "
-                       f"for as many matching steps (one per client and round, server momentum {FEDERATED_MOMENTUM}; "
-                       "matching with ConvNet-2, evaluated with ConvNet-3).")
+                       f"for as many steps on the set as the federation has rounds (a round: one matching step on "
+                       f"every client, averaged, server momentum {FEDERATED_MOMENTUM}; matching with ConvNet-2, "
+                       "evaluated with ConvNet-3).")
     _floor(result, "SFDD", row["set"], row["mean"], random_row)
     return section
 
