@@ -82,7 +82,7 @@ def test_the_demos_federated_artifact_is_the_same_on_a_busy_cpu(demo, tmp_path: 
 
     settings = federated_settings(DataConfig("digits"), 0, tmp_path / "busy.safetensors")
     # one spinning process per core takes every idle cycle; at the lowest priority, so the run slows by
-    # little (unniced, Ray's scheduling crawls: 114 s instead of 29 s, with the same artifact)
+    # little (unniced, Ray's scheduling slows the run several-fold)
     spin = "import os, time\nos.nice(19)\nend = time.time() + 240\nwhile time.time() < end: pass"
     busy = [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(os.cpu_count() or 2)]
     try:

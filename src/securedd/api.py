@@ -27,7 +27,7 @@ from securedd.data import load_dataset
 from securedd.data.spec import DatasetSpec, RealData
 from securedd.data.zca import ZCAWhitening
 from securedd.distill import run_method
-from securedd.distill.base import resolved_config
+from securedd.distill.base import method_settings
 from securedd.distill.multi_formation import decode_stored
 from securedd.errors import MismatchError
 from securedd.evaluate.train_eval import EvalReport, TrainSettings, evaluate_set
@@ -70,7 +70,7 @@ def distill(
     syn = result.synthetic
     kwargs = dict(
         spec=real.spec, method=result.method, ipc=config.method.ipc, seed=config.seed, lrs=syn.lrs,
-        extras=syn.extras, config=redacted(resolved_config(config, result), result.metadata.get("redact", ())),
+        extras=syn.extras, config=redacted(method_settings(config), result.metadata.get("redact", ())),
         info={"iterations": result.iterations, "final_loss": result.history[-1] if result.history else None},
         decoder=result.metadata.get("decoder"), evaluation=result.metadata.get("evaluation"), payload=payload,
     )

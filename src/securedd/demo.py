@@ -164,11 +164,8 @@ def federated_settings(data: DataConfig, seed: int, out: str | Path, progress: b
                               server_momentum=FEDERATED_MOMENTUM, out=str(out), progress=progress)
 
 
-def _federated(s: _Section, result: DemoResult) -> dict[str, Any]:
-    """Section 2: SFDD on Flower, the same DC centrally at the same budget, random real images at IPC 1."""
-    ipc = 1
-    random_row = s.score(s.distill(s.config(["method.name=random", f"method.ipc={ipc}"]), f"random_ipc{ipc}"),
-                         "random real images")
+def _federated(s: _Section, result: DemoResult, random_row: dict[str, Any]) -> dict[str, Any]:
+    """Section 2: SFDD on Flower, the same DC centrally at the same budget, beside ``random_row`` (IPC 1)."""
     central_cfg = s.config([*FEDERATED_DEMO, f"method.iterations={FEDERATED_ROUNDS}"])
     central = s.score(s.distill(central_cfg, "dc_central"), f"DC centrally, {FEDERATED_ROUNDS} iterations")
     section = {"clients": FEDERATED_CLIENTS, "rounds": FEDERATED_ROUNDS, "server_momentum": FEDERATED_MOMENTUM,
@@ -273,9 +270,11 @@ def run_demo(
     random_main = result.rows[-1]
     for row in result.rows[:-1]:
         _floor(result, f"IPC {ipc}", row["method"], row["mean"], random_main)
-    if dataset == "digits":
-        result.federated = _federated(s, result)
-        result.secure = _secdd_round_trip(s, result, result.federated["rows"][-1])
+    if dataset == "digits":  # both sections make 10 images: random real ones are their floor
+        random_ipc1 = s.score(s.distill(s.config(["method.name=random", "method.ipc=1"]), "random_ipc1"),
+                              "random real images")
+        result.federated = _federated(s, result, random_ipc1)
+        result.secure = _secdd_round_trip(s, result, random_ipc1)
     result.seconds = time.perf_counter() - start
     protocol = (f"ConvNet-3, {runs} fresh models per set, {epochs} epochs, SGD lr 0.01, "
                 f"augmentation {'DSA' if dsa else 'off'}; final test accuracy (mean ± std)")

@@ -303,20 +303,12 @@ def _divergence_message(value: float, it: int, iterations: int, params: Any, che
             f"{saved}. Lower the method's rates ({', '.join(rates) or 'its learning rates'}) and run again")
 
 
-def resolved_config(config: RunConfig, result: DistillResult) -> dict[str, Any]:
-    """The run config with the method's defaults filled in (what the artifact records)."""
-    values = config_to_dict(config)
-    values["method"]["params"] = result.params
-    values["method"]["iterations"] = result.iterations
-    return values
-
-
 def method_settings(config: RunConfig) -> dict[str, Any]:
     """The run config before a run, with every setting of its method as the run will use it.
 
     Fills ``method.params`` with the method's defaults under the given values (checking
     them) and ``method.iterations`` with the method's default when unset: what the command
-    line prints as the resolved config.
+    line prints as the resolved config and the artifact records.
 
     >>> from securedd.config import apply_overrides
     >>> values = method_settings(apply_overrides(RunConfig(), ["method.name=dm", "method.ipc=1"]))
