@@ -70,10 +70,11 @@ def parse_run(text: str) -> tuple[str, dict[str, str]]:
 
 
 def _defence(options: dict[str, str]):
-    from securedd.federated.client import Defence
+    from securedd.defences import make_defence
 
-    return Defence(options.get("defence", "none"),
-                   **{DEFENCE_FLAGS[k][0]: DEFENCE_FLAGS[k][1](v) for k, v in options.items() if k in DEFENCE_FLAGS})
+    name = options.get("defence", "none")
+    return None if name == "none" else make_defence(
+        name, **{DEFENCE_FLAGS[k][0]: DEFENCE_FLAGS[k][1](v) for k, v in options.items() if k in DEFENCE_FLAGS})
 
 
 def run_leakage(options: dict[str, str], cfg, steps: int, out: Path) -> dict:

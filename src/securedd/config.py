@@ -18,10 +18,10 @@ import dataclasses
 import tomllib
 import types
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import tomli_w
 
@@ -122,6 +122,9 @@ def config_to_toml(cfg: RunConfig) -> str:
     return tomli_w.dumps(config_to_dict(cfg))
 
 
+T = TypeVar("T")
+
+
 def _field_types(cls: type) -> dict[str, Any]:
     hints = typing.get_type_hints(cls)
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
@@ -160,6 +163,36 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     if annotation is str:
         return str(value)
     return value
+
+
+def parse_params(cls: type[T], values: Mapping[str, Any], *, owner: str, prefix: str,
+                 common: Sequence[str] = ()) -> T:
+    """Build the frozen dataclass ``cls`` from ``values``, coercing each to its field's type.
+
+    ``owner`` names what the settings belong to (``"method 'dc'"``) and ``prefix`` how a
+    user writes them (``"method."``) in the errors; ``common`` lists further valid keys that
+    belong elsewhere, offered in the "did you mean" of an unknown key. Shared by methods,
+    attacks and defences.
+
+    >>> from dataclasses import dataclass
+    >>> @dataclass(frozen=True)
+    ... class P:
+    ...     lr: float = 0.1
+    ...     steps: int = 10
+    >>> parse_params(P, {"lr": "0.5"}, owner="method 'x'", prefix="method.")
+    P(lr=0.5, steps=10)
+    """
+    types_ = _field_types(cls)
+    kind, _, name = owner.partition(" ")
+    for key in values:
+        if key not in types_:
+            raise ConfigError(
+                f"{owner} has no setting '{key}'.{did_you_mean(key, [*common, *types_])} "
+                + (f"Settings of every {kind}: {', '.join(common)}; {name.strip(chr(39))}'s own: " if common
+                   else "Its settings: ")
+                + f"{', '.join(types_) or 'none'}."
+            )
+    return cls(**{key: _coerce(value, types_[key], f"{prefix}{key}") for key, value in values.items()})
 
 
 def _build_section(cls: type, values: Mapping[str, Any], section: str) -> Any:

@@ -7,6 +7,7 @@ import torch
 
 from securedd.artifacts import load_artifact
 from securedd.config import RunConfig, apply_overrides
+from securedd.defences import make_defence
 from securedd.errors import ConfigError
 from securedd.federated.apps import FederationSettings, Reply, client_train, run_in_process, run_server
 
@@ -74,13 +75,11 @@ def test_the_order_replies_arrive_in_does_not_change_a_bit_of_the_set(tmp_path):
 
 
 def test_privacy_ledger_reaches_the_artifact(tmp_path):
-    from securedd.federated.client import Defence
-
-    settings = _settings(tmp_path, rounds=1, defence=Defence("localdp-gaussian", clip=1.0, noise_multiplier=1.0))
+    settings = _settings(tmp_path, rounds=1, defence=make_defence("localdp-gaussian", clip=1.0, noise_multiplier=1.0))
     art = run_server(settings, lambda im, rec: (3, _honest(im, rec)))
     ledger = load_artifact(art.path).metadata["privacy"]
     assert ledger["mechanism"] == "gaussian" and ledger["rounds"] == 1 and ledger["epsilon"] > 0
-    art = run_server(_settings(tmp_path / "r", rounds=1, defence=Defence("ldpo-rld")),
+    art = run_server(_settings(tmp_path / "r", rounds=1, defence=make_defence("ldpo-rld")),
                      lambda im, rec: (3, _honest(im, rec)))
     assert art.metadata["privacy"] == {"mechanism": "ldpo-rld", "rounds": 1}  # no epsilon for a heuristic
 
@@ -101,10 +100,8 @@ def test_flower_simulation_engine_runs_the_apps(tmp_path):
 
 
 def test_a_hundred_round_gaussian_run_reports_the_reference_epsilon(tmp_path):
-    from securedd.federated.client import Defence
-
-    settings = _settings(tmp_path, clients=5, rounds=100, defence=Defence("localdp-gaussian", clip=1.0,
-                                                                          noise_multiplier=1.0))
+    settings = _settings(tmp_path, clients=5, rounds=100, defence=make_defence("localdp-gaussian", clip=1.0,
+                                                                               noise_multiplier=1.0))
     # the ledger counts the server's rounds; the clients' noise is tested in test_client.py, so they answer at once
     art = run_server(settings, lambda images, record: (5, [Reply(n, images + 0.01, 1.0, 0.0) for n in range(5)]))
     ledger = load_artifact(art.path).metadata["privacy"]

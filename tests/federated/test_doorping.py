@@ -10,7 +10,7 @@ from securedd.data import load_dataset
 from securedd.distill.synthetic import class_labels
 from securedd.federated.apps import FederationSettings, run_in_process
 from securedd.federated.client import local_update
-from securedd.federated.doorping import Doorping, attack_success, optimise_trigger, stamp, top_neuron, trigger_mask
+from securedd.federated.doorping import Doorping, arm, attack_success, optimise_trigger, stamp, top_neuron, trigger_mask
 from securedd.models import create_model
 
 
@@ -53,9 +53,15 @@ def test_an_attackers_round_differs_and_keeps_its_trigger_while_honest_rounds_do
     labels = class_labels(10, 1)
     honest, _ = local_update(cfg, shard, images, labels, client=0, round_=0)
     state: dict = {}
-    bad, _ = local_update(cfg, shard, images, labels, client=0, round_=0, doorping=Doorping(rate=0.05, steps=30), state=state)
+    attack = Doorping(rate=0.05, steps=30)
+
+    def attacker(round_: int) -> torch.Tensor:
+        poisoned, trigger = arm(shard, attack, state, cfg.seed, 0)
+        return local_update(cfg, poisoned, images, labels, client=0, round_=round_, hooks=(trigger,))[0]
+
+    bad = attacker(0)
     first = state["trigger"].clone()
-    local_update(cfg, shard, images, labels, client=0, round_=1, doorping=Doorping(rate=0.05, steps=30), state=state)
+    attacker(1)
     assert not torch.equal(honest, bad) and not torch.equal(first, state["trigger"])
     assert torch.equal(local_update(cfg, shard, images, labels, client=0, round_=0)[0], honest)  # shard untouched
 

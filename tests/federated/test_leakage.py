@@ -10,9 +10,9 @@ import torch
 from securedd.cli.main import main
 from securedd.config import RunConfig, apply_overrides
 from securedd.data import load_dataset
+from securedd.defences import make_defence
 from securedd.distill.synthetic import class_labels
 from securedd.errors import ConfigError
-from securedd.federated.client import Defence
 from securedd.federated.leakage import LeakageSettings, emulated_step, leakage_attack, observe_round, psnr, standardised_mse
 
 
@@ -54,7 +54,7 @@ def test_ldpo_rld_keeps_the_server_from_reconstructing_the_batch(shard, draw, fa
     sent, labels = _sent(shard.spec)
     settings = LeakageSettings(iterations=8)
     plain = leakage_attack(observe_round(_config(), shard, sent, labels), shard.spec, settings, progress=False)
-    guarded = leakage_attack(observe_round(_config(), shard, sent, labels, defence=Defence("ldpo-rld", draw=draw)),
+    guarded = leakage_attack(observe_round(_config(), shard, sent, labels, defence=make_defence("ldpo-rld", draw=draw)),
                              shard.spec, settings, progress=False)
     assert plain.mse < 0.8 and plain.ssim > 0.5  # the undefended round gives the batch away
     assert guarded.mse > factor * plain.mse and guarded.psnr < plain.psnr

@@ -114,7 +114,7 @@ def run_leakage(args: argparse.Namespace) -> int:
         echo(f"wrote {save_pairs(real, recon, [f'mse {v:.3f}' for v in mse.tolist()], args.grid, rows=('real', 'recon.'))}")
     if args.json:
         payload = {"dataset": cfg.data.name, "model": cfg.model, "clients": args.clients, "client": args.client,
-                   "round": args.round, "batch_real": args.batch_real, "defence": defence.to_dict(),
+                   "round": args.round, "batch_real": args.batch_real, "defence": defence.to_dict() if defence is not None else None,
                    "know_init": not args.no_init, **found, "losses": result.losses}
         atomic_write_bytes(Path(args.json), json.dumps(payload, indent=2).encode())
         echo(f"wrote {args.json}")

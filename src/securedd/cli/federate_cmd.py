@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 from securedd.cli.common import add_run_flags, default_out, echo, examples, print_config, resolve_config
+from securedd.defences import DEFENCES, Defence, make_defence
 from securedd.errors import ConfigError
 
-if TYPE_CHECKING:
-    from securedd.federated.client import Defence
+# the flags of add_defence_flags, by the defence setting they give
+_DEFENCE_FLAGS = {"k": "k", "eps": "eps", "dispersion": "dispersion", "draw": "draw", "clamp": "clamp",
+                  "scale": "scale", "clip": "clip", "noise_multiplier": "noise_multiplier"}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "federate", help="distil across clients that keep their data (SFDD on Flower)",
         description="Federated dataset distillation (SFDD): the server owns the synthetic set; every round each "
-                    "client runs one iteration of gradient matching (the dc or dsa preset's) on its own shard and "
-                    "sends back its updated set, and the server aggregates. Runs on Flower's simulation engine "
+                    "client runs one iteration of the matching method (dc, dsa or dm, with its preset) on its own "
+                    "shard and sends back its updated set, and the server aggregates. Runs on Flower's simulation engine "
                     "(one process per concurrent client); install with pip install 'securedd[fl]'. The server "
                     "checkpoints every round next to --out; run the same command again to resume.",
         epilog=examples(
@@ -27,6 +30,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "--out fed.safetensors",
             "securedd federate --dataset mnist --method dc --ipc 1 --clients 5 --rounds 100 --data-root ~/data "
             "--defence ldpo-rld --out sfdd.safetensors",
+            "securedd federate --dataset digits --method dm --ipc 10 --clients 3 --rounds 20 model=convnet_tiny "
+            "--defence localdp-gaussian --clip 1 --noise-multiplier 1 --out feddm.safetensors",
             "securedd federate --dataset mnist --method dc --ipc 1 --clients 5 --rounds 100 --data-root ~/data "
             "--defence localdp-gaussian --clip 1 --noise-multiplier 1 --accountant pld --out dp.safetensors",
             "securedd federate --dataset mnist --method dc --ipc 10 --clients 10 --split dirichlet:0.5 "
@@ -56,7 +61,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def add_defence_flags(p: argparse.ArgumentParser) -> None:
     """The client-side defence and its settings (``securedd federate``, ``securedd attack leakage``)."""
-    p.add_argument("--defence", default="none", help="none, ldpo-rld, localdp-laplace or localdp-gaussian")
+    client = [n for n in DEFENCES.names() if DEFENCES.get(n).stage == "client"]
+    p.add_argument("--defence", default="none", choices=["none", *client],
+                   help="the clients' defence (securedd list defences): none (default), " + ", ".join(client))
     p.add_argument("--k", type=int, default=9, help="LDPO-RLD: other classes (default: 9)")
     p.add_argument("--eps", type=float, default=9 / 11, help="LDPO-RLD: mass off the true class (default: 9/11)")
     p.add_argument("--dispersion", default="linear", help="LDPO-RLD: linear or uniform")
@@ -69,12 +76,13 @@ def add_defence_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--noise-multiplier", type=float, default=1.0, help="Gaussian LocalDP: noise multiplier")
 
 
-def defence_from_args(args: argparse.Namespace) -> Defence:
-    """The :class:`~securedd.federated.client.Defence` the flags of :func:`add_defence_flags` describe."""
-    from securedd.federated.client import Defence
-
-    return Defence(args.defence, k=args.k, eps=args.eps, dispersion=args.dispersion, draw=args.draw,
-                   clamp=args.clamp, scale=args.scale, clip=args.clip, noise_multiplier=args.noise_multiplier)
+def defence_from_args(args: argparse.Namespace) -> Defence[Any] | None:
+    """The client-stage defence the flags of :func:`add_defence_flags` describe (``None`` for none)."""
+    if args.defence == "none":
+        return None
+    fields = {f.name for f in dataclasses.fields(DEFENCES.get(args.defence).Params)}
+    return make_defence(args.defence, **{name: getattr(args, flag) for name, flag in _DEFENCE_FLAGS.items()
+                                         if name in fields})
 
 
 def run(args: argparse.Namespace) -> int:

@@ -6,6 +6,11 @@ starts (:meth:`Method.init_synthetic`), which optimiser updates it
 (:meth:`Method.losses`, a generator so a method can do work between its steps). The loop
 owns iteration, seeding, optimiser steps, checkpoints, progress and callbacks. Coreset
 methods have zero iterations: their ``init_synthetic`` is the whole selection.
+A matching method also declares the kind of real signal it matches
+(:attr:`Method.real_signal_kind`) and passes it, its real batches, its labels and its
+networks through the run's :class:`~securedd.distill.hooks.Hooks` (``ctx.hooks``): the
+seams where defences and attacks act, and what lets a federated round run as
+:func:`run_method` from the global set.
 :meth:`Method.loss_function` exposes a method's first loss as a function of the images,
 for gradient checks; the default derived from ``losses`` fits most methods.
 """
@@ -21,17 +26,18 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import torch
 from tqdm.auto import tqdm
 
 from securedd.artifacts import atomic_write_bytes
-from securedd.config import MethodConfig, RunConfig, config_to_dict
+from securedd.config import MethodConfig, RunConfig, config_to_dict, parse_params
 from securedd.data.sampler import ClassBalancedSampler, check_ipc
 from securedd.data.spec import RealData
+from securedd.distill.hooks import Hooks
 from securedd.distill.synthetic import SyntheticSet
-from securedd.errors import ConfigError, Diverged, Interrupted, did_you_mean
+from securedd.errors import ConfigError, Diverged, Interrupted
 from securedd.interrupt import StopOnInterrupt
 from securedd.models import MODELS, create_model
 from securedd.registry import Registry
@@ -39,6 +45,8 @@ from securedd.rng import make_generator
 
 __all__ = ["METHODS", "DistillContext", "DistillResult", "Method", "NoParams", "list_methods", "method_settings",
            "run_method"]
+
+P = TypeVar("P")
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +59,14 @@ class NoParams:
 
 
 class DistillContext:
-    """What a method may use: the real data, its spec, IPC, device and named generators.
+    """What a method may use: the real data, its spec, IPC, device, named generators and the run's hooks.
 
     ``generator(purpose)`` returns the run's generator for that purpose, created on first
     use from the run seed; the loop checkpoints all of them.
     """
 
-    def __init__(self, config: RunConfig, real: RealData, *, progress: bool = False) -> None:
+    def __init__(self, config: RunConfig, real: RealData, *, progress: bool = False,
+                 hooks: Hooks | None = None) -> None:
         self.config = config
         self.progress = progress
         self.device = torch.device(config.device)
@@ -67,6 +76,7 @@ class DistillContext:
         self.seed = config.seed
         self._generators: dict[str, torch.Generator] = {}
         self.sampler = ClassBalancedSampler(self.real, self.generator("sampler"))
+        self.hooks = hooks if hooks is not None else Hooks()
 
     def generator(self, purpose: str) -> torch.Generator:
         """The generator for ``purpose`` (created from the seed on first use)."""
@@ -95,42 +105,26 @@ class DistillContext:
             g.set_state(states[k] if k in states else make_generator(self.seed, k, device=self.device).get_state())
 
 
-class Method:
-    """Base class of distillation methods (see the module docstring)."""
+class Method(Generic[P]):
+    """Base class of distillation methods (see the module docstring), generic in its ``Params``."""
 
     name: ClassVar[str] = ""
-    Params: ClassVar[type] = NoParams
+    Params: ClassVar[type[Any]] = NoParams
     default_iterations: ClassVar[int] = 0
     demo_rank: ClassVar[int] = 0  # the demo picks the highest-ranked method
+    real_signal_kind: ClassVar[str | None] = None
+    """The :class:`~securedd.distill.hooks.RealSignal` kind the method matches (``None``: it
+    matches none, e.g. coresets and unrolled methods); federation needs one."""
 
-    def __init__(self, params: Any, ctx: DistillContext) -> None:
+    def __init__(self, params: P, ctx: DistillContext) -> None:
         self.params = params
         self.ctx = ctx
 
     @classmethod
     def parse_params(cls, values: Mapping[str, Any]) -> Any:
         """Build ``cls.Params`` from a dict, with a clear error for unknown keys or bad types."""
-        fields = {f.name: f for f in dataclasses.fields(cls.Params)}
         common = [f.name for f in dataclasses.fields(MethodConfig) if f.name != "params"]
-        for key in values:
-            if key not in fields:
-                valid = ", ".join(fields) or "none"
-                raise ConfigError(
-                    f"method '{cls.name}' has no setting '{key}'.{did_you_mean(key, [*common, *fields])} "
-                    f"Settings of every method: {', '.join(common)}; {cls.name}'s own: {valid}."
-                )
-        kwargs = {}
-        for key, value in values.items():
-            default = fields[key].default
-            if isinstance(default, bool) and not isinstance(value, bool):
-                raise ConfigError(f"method.{key} must be true or false; got {value!r}")
-            if isinstance(default, int | float) and not isinstance(default, bool):
-                try:
-                    value = type(default)(value)
-                except (TypeError, ValueError):
-                    raise ConfigError(f"method.{key} must be a number; got {value!r}") from None
-            kwargs[key] = value
-        return cls.Params(**kwargs)
+        return parse_params(cls.Params, values, owner=f"method '{cls.name}'", prefix="method.", common=common)
 
     def init_synthetic(self) -> SyntheticSet:
         """The starting synthetic set (for coresets: the selected real images)."""
@@ -210,6 +204,8 @@ def run_method(
     checkpoint: str | Path | None = None,
     resume: bool = False,
     callbacks: tuple[Callable[[int, float, SyntheticSet], None], ...] = (),
+    hooks: Hooks | None = None,
+    initial: SyntheticSet | None = None,
 ) -> DistillResult:
     """Run the configured method on ``real`` and return the synthetic set.
 
@@ -224,21 +220,32 @@ def run_method(
             raised; a second Ctrl-C aborts at once.
         resume: continue from ``checkpoint`` if it exists.
         callbacks: called as ``cb(iteration, loss, synthetic)`` after each iteration.
+        hooks: the run's :class:`~securedd.distill.hooks.Hooks` (defences, attacks,
+            experiments); bound to the run's context before the method starts.
+        initial: start from this set instead of the method's own initialisation (a
+            federated round starts from the global set); its images are copied, and the
+            IPC check against ``real`` is skipped (a client's shard may be small).
     """
     method_cls = METHODS.get(config.method.name)
     params = method_cls.parse_params(config.method.params)
     MODELS.get(config.model)  # every method records it, so a misspelt one fails here, for coresets too
-    check_ipc(real, config.method.ipc)
+    if initial is None:
+        check_ipc(real, config.method.ipc)
     ckpt_path = Path(checkpoint) if checkpoint is not None else None
     if resume and (ckpt_path is None or not ckpt_path.is_file()):
         raise ConfigError(_nothing_to_resume(ckpt_path))
-    ctx = DistillContext(config, real, progress=progress)
+    ctx = DistillContext(config, real, progress=progress, hooks=hooks)
+    ctx.hooks.bind(ctx)
     method = method_cls(params, ctx)
     iterations = config.method.iterations if config.method.iterations is not None else method_cls.default_iterations
     if iterations < 0:
         raise ConfigError(f"method.iterations must be >= 0; got {iterations}")
     start = time.perf_counter()
-    syn = method.init_synthetic()
+    if initial is None:
+        syn = method.init_synthetic()
+    else:
+        syn = dataclasses.replace(initial, images=initial.images.detach().clone().to(ctx.device).requires_grad_(True),
+                                  labels=initial.labels.to(ctx.device))
     opt = method.optimizer(syn)
     history: list[float] = []
     first = 0
@@ -271,6 +278,7 @@ def run_method(
                 steps += 1
             history.append(total / max(steps, 1))
             bar.set_postfix(loss=f"{history[-1]:.4f}")
+            ctx.hooks.after_iteration(it, history[-1], syn)
             for cb in callbacks:
                 cb(it, history[-1], syn)
             stopping = stop is not None and stop.requested and it + 1 < iterations

@@ -7,6 +7,9 @@ synthetic images, both under the same (siamese) DSA transform:
     loss = sum_c || mean embed(A(real_c)) - mean embed(A(syn_c)) ||^2
 
 Real data is touched in :meth:`DMMethod.real_batch` only (one place for a defence to act).
+The real signal (:class:`~securedd.distill.hooks.RealSignal`, kind ``embedding``) is the
+(K, D) matrix of real class means; it passes through the run's hooks on its way to the
+match, as the real batches and the network do.
 """
 
 from __future__ import annotations
@@ -17,12 +20,13 @@ from dataclasses import dataclass
 import torch
 
 from securedd.data.augment import DSA
-from securedd.distill.base import METHODS, Method
+from securedd.distill.base import METHODS, DistillContext, Method
+from securedd.distill.hooks import RealSignal
 from securedd.distill.synthetic import SyntheticSet, learnable_set
 from securedd.errors import ConfigError
 from securedd.models.pieces import has_batch_norm, num_pieces
 
-__all__ = ["DMMethod", "DMParams", "dm_loss"]
+__all__ = ["DMMethod", "DMParams", "class_means", "dm_loss"]
 
 
 @dataclass(frozen=True)
@@ -65,16 +69,18 @@ def dm_loss(
     one call. ``real_embed`` (default ``embed``, run without a graph) embeds the real side,
     e.g. a compiled copy.
     """
-    real_embed = real_embed or embed
+    with torch.no_grad():
+        r_means = class_means(real_embed or embed, real, joint, chunk)
+    return ((r_means - class_means(embed, syn, joint, chunk)) ** 2).sum()
+
+
+def class_means(embed: Callable[[torch.Tensor], torch.Tensor], batches: list[torch.Tensor], joint: bool = False,
+                chunk: int = 0) -> torch.Tensor:
+    """(K, D) mean embedding of each class's batch: class by class in pieces of at most
+    ``chunk`` images, or (``joint``) all classes through one call."""
     if joint:
-        with torch.no_grad():
-            r_means = torch.stack([e.mean(0) for e in real_embed(torch.cat(real)).split([len(x) for x in real])])
-        s_means = torch.stack([e.mean(0) for e in embed(torch.cat(syn)).split([len(x) for x in syn])])
-    else:
-        with torch.no_grad():
-            r_means = torch.stack([_mean_embedding(real_embed, x, chunk) for x in real])
-        s_means = torch.stack([_mean_embedding(embed, x, chunk) for x in syn])
-    return ((r_means - s_means) ** 2).sum()
+        return torch.stack([e.mean(0) for e in embed(torch.cat(batches)).split([len(x) for x in batches])])
+    return torch.stack([_mean_embedding(embed, x, chunk) for x in batches])
 
 
 def _mean_embedding(embed: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, chunk: int) -> torch.Tensor:
@@ -86,14 +92,15 @@ def _embed(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 @METHODS.register("dm")
-class DMMethod(Method):
+class DMMethod(Method[DMParams]):
     """Distribution matching: class-wise mean embeddings of fresh random networks."""
 
     name = "dm"
     Params = DMParams
     default_iterations = 20_000
+    real_signal_kind = "embedding"
 
-    def __init__(self, params: DMParams, ctx) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, params: DMParams, ctx: DistillContext) -> None:
         super().__init__(params, ctx)
         if params.chunk < 0:
             raise ConfigError(f"method.chunk must be >= 0 (0: whole classes); got {params.chunk}")
@@ -111,8 +118,9 @@ class DMMethod(Method):
         return torch.optim.SGD([syn.images], lr=lr, momentum=self.params.momentum)
 
     def real_batch(self, c: int) -> torch.Tensor:
-        """(batch_real, C, H, W) random real images of class ``c``: the only access to real data."""
-        return self.ctx.sampler.sample(c, self.params.batch_real)
+        """(batch_real, C, H, W) random real images of class ``c`` (through the run's hooks): the
+        only access to real data."""
+        return self.ctx.hooks.real_batch(c, self.ctx.sampler.sample(c, self.params.batch_real))
 
     def losses(self, syn: SyntheticSet, iteration: int) -> Iterator[torch.Tensor]:
         ctx = self.ctx
@@ -120,6 +128,7 @@ class DMMethod(Method):
         net.train()
         for p in net.parameters():
             p.requires_grad_(False)
+        ctx.hooks.network(net)
         gen = ctx.generator("dm/dsa")
         real, fake = [], []
         for c in range(ctx.spec.num_classes):
@@ -128,6 +137,15 @@ class DMMethod(Method):
                 r, s = self.dsa.siamese(r, s, gen)
             real.append(r)
             fake.append(s)
-        joint = has_batch_norm(net)
+        joint, chunk = has_batch_norm(net), self.params.chunk
         embed = lambda x: self.real_embed(net, x)  # noqa: E731
-        yield dm_loss(embed, real, fake, joint=joint, chunk=self.params.chunk)
+        with torch.no_grad():
+            means = class_means(embed, real, joint, chunk)
+        signal = ctx.hooks.real_signal(RealSignal("embedding", (means,), tuple(range(ctx.spec.num_classes))))
+        yield self.match(signal, embed, fake, joint)
+
+    def match(self, signal: RealSignal, embed: Callable[[torch.Tensor], torch.Tensor], fake: list[torch.Tensor],
+              joint: bool) -> torch.Tensor:
+        """The matching step: squared distance between the real class means and the synthetic ones."""
+        (means,) = signal.values
+        return ((means - class_means(embed, fake, joint, self.params.chunk)) ** 2).sum()

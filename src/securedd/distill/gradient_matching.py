@@ -6,11 +6,17 @@ on that class's synthetic images (per layer, sum over output rows of 1 - cosine;
 parameters contribute nothing), summed over classes; between matching steps the network
 trains on the synthetic set for ``inner_loop`` epochs. Batch-norm networks take their
 running statistics from real data and freeze them while matching, as the reference does.
+
+The real signal (:class:`~securedd.distill.hooks.RealSignal`, kind ``gradient``) is the
+per-class real gradient (:meth:`DCMethod.class_signal`); :meth:`DCMethod.match` is the
+matching step. Real batches, label targets, networks and the signal pass through the
+run's hooks (``ctx.hooks``), where defences such as LDPO-RLD and attacks such as
+Doorping act.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -18,6 +24,7 @@ import torch.nn.functional as F
 
 from securedd.data.augment import DSA
 from securedd.distill.base import METHODS, DistillContext, Method
+from securedd.distill.hooks import RealSignal
 from securedd.distill.synthetic import SyntheticSet, learnable_set
 from securedd.errors import ConfigError
 from securedd.models.pieces import has_batch_norm, num_pieces
@@ -150,12 +157,13 @@ def _eager_grad(net: torch.nn.Module, params: list[torch.Tensor], x: torch.Tenso
 
 
 @METHODS.register("dc")
-class DCMethod(Method):
+class DCMethod(Method[DCParams]):
     """DC: gradient matching, layer-wise cosine distance, noise init."""
 
     name = "dc"
     Params = DCParams
     default_iterations = 1000
+    real_signal_kind = "gradient"
 
     def __init__(self, params: DCParams, ctx: DistillContext) -> None:
         super().__init__(params, ctx)
@@ -170,10 +178,6 @@ class DCMethod(Method):
         template = ctx.new_model(purpose="dc/template")
         self._batch_norm = has_batch_norm(template)
         self._grad = _CompiledGrad(template, params.chunk) if params.compile and not self._batch_norm else None
-        # what the matching loss trains against: hard labels, or (federated defences such as
-        # LDPO-RLD) a map from one class's real and synthetic hard labels, (n_real,) and
-        # (n_syn,), to their target distributions, (n_real, K) and (n_syn, K)
-        self.label_targets: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None
 
     def init_synthetic(self) -> SyntheticSet:
         ctx = self.ctx
@@ -183,8 +187,8 @@ class DCMethod(Method):
         return torch.optim.SGD([syn.images], lr=self.params.lr_img, momentum=self.params.momentum_img)
 
     def real_batch(self, c: int, n: int | None = None) -> torch.Tensor:
-        """Random real images of class ``c``: the only access to real data."""
-        return self.ctx.sampler.sample(c, n or self.params.batch_real)
+        """Random real images of class ``c`` (through the run's hooks): the only access to real data."""
+        return self.ctx.hooks.real_batch(c, self.ctx.sampler.sample(c, n or self.params.batch_real))
 
     def _set_bn_from_real(self, net: torch.nn.Module) -> list[torch.nn.Module]:
         bns = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
@@ -196,9 +200,24 @@ class DCMethod(Method):
                 m.eval()
         return bns
 
+    def class_signal(self, net: torch.nn.Module, c: int, real: torch.Tensor, y_real: torch.Tensor) -> RealSignal:
+        """The real signal of class ``c``: the mean loss gradient of ``net`` on ``real`` against ``y_real``."""
+        if self._grad is not None:
+            grads = self._grad(net, real, y_real)
+        else:
+            grads = _eager_grad(net, [p for p in net.parameters() if p.requires_grad], real, y_real,
+                                self.params.chunk)
+        return RealSignal("gradient", tuple(grads), (c,))
+
+    def match(self, signal: RealSignal, net: torch.nn.Module, fake: torch.Tensor, y_fake: torch.Tensor) -> torch.Tensor:
+        """The matching step: distance between the real gradients and those of the synthetic images."""
+        params = [p for p in net.parameters() if p.requires_grad]
+        g_fake = torch.autograd.grad(F.cross_entropy(net(fake), y_fake), params, create_graph=True)
+        return gradient_distance(list(signal.values), list(g_fake), self.params.distance)
+
     def matching_loss(self, net: torch.nn.Module, syn: SyntheticSet) -> torch.Tensor:
         """Sum over classes of the distance between real and synthetic gradients of ``net``."""
-        ctx, params = self.ctx, [p for p in net.parameters() if p.requires_grad]
+        ctx, hooks = self.ctx, self.ctx.hooks
         gen = ctx.generator("dc/dsa")
         loss = torch.zeros((), device=ctx.device)
         for c in range(ctx.spec.num_classes):
@@ -208,17 +227,17 @@ class DCMethod(Method):
                 real, fake = self.dsa.siamese(real, fake, gen)
             y_real = torch.full((real.shape[0],), c, device=ctx.device)
             y_fake = syn.labels[c * ctx.ipc : (c + 1) * ctx.ipc]
-            if self.label_targets is not None:
-                y_real, y_fake = self.label_targets(y_real, y_fake)
-            if self._grad is not None:
-                g_real = self._grad(net, real, y_real)
-            else:
-                g_real = _eager_grad(net, params, real, y_real, self.params.chunk)
-            g_fake = torch.autograd.grad(F.cross_entropy(net(fake), y_fake), params, create_graph=True)
-            loss = loss + gradient_distance(g_real, list(g_fake), self.params.distance)
+            targets = hooks.label_targets(y_real, y_fake)
+            if targets is not None:
+                y_real, y_fake = targets
+            signal = hooks.real_signal(self.class_signal(net, c, real, y_real))
+            loss = loss + self.match(signal, net, fake, y_fake)
         return loss
 
     def _train_net(self, net: torch.nn.Module, opt: torch.optim.Optimizer, syn: SyntheticSet) -> None:
+        # Not the training package's loop: between matching steps the network takes plain SGD
+        # steps without momentum or decay, in the reference's order, optionally through the
+        # compiled gradient, and the run's generator draws the order and the augmentation.
         images, labels = syn.images.detach(), syn.labels
         gen = self.ctx.generator("dc/inner")
         net.train()
@@ -240,6 +259,7 @@ class DCMethod(Method):
 
     def losses(self, syn: SyntheticSet, iteration: int) -> Iterator[torch.Tensor]:
         net = self.ctx.new_model(purpose="dc/net")
+        self.ctx.hooks.network(net)
         opt_net = torch.optim.SGD(net.parameters(), lr=self.params.lr_net)
         for step in range(self.outer_loop):
             bns = self._set_bn_from_real(net)
@@ -248,6 +268,7 @@ class DCMethod(Method):
                 m.train()
             if step < self.outer_loop - 1:
                 self._train_net(net, opt_net, syn)
+                self.ctx.hooks.network(net)
 
 
 @METHODS.register("dsa")

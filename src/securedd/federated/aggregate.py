@@ -9,17 +9,19 @@ and per-client weights (shard sizes) and return one set:
 - ``trimmed_mean``: per coordinate, drop the ``trim`` largest and smallest share and
   average the rest.
 
+The robust two are the server-stage defences of :mod:`securedd.defences.robust_aggregation`.
+
 :func:`check_reply` says why a reply must not be averaged in (wrong shape or dtype,
 NaN/Inf, far outside the range of the set that was sent) or returns ``None``.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
 
+from securedd.defences.robust_aggregation import coordinate_median, trimmed_mean
 from securedd.errors import ConfigError
 from securedd.registry import Registry
 
@@ -44,20 +46,15 @@ def _mean(stack: torch.Tensor, weights: torch.Tensor, trim: float) -> torch.Tens
 
 @AGGREGATORS.register("median")
 def _median(stack: torch.Tensor, weights: torch.Tensor, trim: float) -> torch.Tensor:
-    """Coordinate-wise median (the mean of the two middle values for an even count)."""
-    ordered, z = stack.sort(0).values, stack.shape[0]
-    return ordered[z // 2] if z % 2 else (ordered[z // 2 - 1] + ordered[z // 2]) / 2
+    """Coordinate-wise median (the ``median`` defence)."""
+    return coordinate_median(stack)
 
 
 @AGGREGATORS.register("trimmed_mean")
 def _trimmed_mean(stack: torch.Tensor, weights: torch.Tensor, trim: float) -> torch.Tensor:
-    """Per coordinate, the mean after dropping the ``trim`` share of largest and of smallest values."""
-    z = stack.shape[0]
-    cut = math.floor(trim * z)
-    if not 0 <= trim < 0.5 or z - 2 * cut < 1:
-        raise ConfigError(f"trim must be in [0, 0.5) and leave a value to average; got {trim} with {z} replies")
-    ordered = stack.sort(0).values
-    return ordered[cut : z - cut].mean(0)
+    """Per coordinate, the mean after dropping the ``trim`` share of largest and of smallest values (the
+    ``trimmed-mean`` defence)."""
+    return trimmed_mean(stack, trim)
 
 
 def aggregate(name: str, sets: list[torch.Tensor], weights: list[float], trim: float = 0.2) -> torch.Tensor:

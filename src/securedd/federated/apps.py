@@ -1,8 +1,10 @@
 """SFDD on Flower: a ServerApp that owns the global set ``S^g`` and a ClientApp per data owner.
 
 Every round the server sends ``S^g`` (an ``ArrayRecord``) and the run's settings (a
-``ConfigRecord``) to the connected clients; each client runs :func:`local_update` on its
-shard and replies with its updated set and its shard size. The server refuses replies
+``ConfigRecord``) to the connected clients; each client runs :func:`local_update` (one
+iteration of the configured matching method -- DC, DSA, DM -- from ``S^g``, with its
+client-stage defence as hooks) on its shard and replies with its updated set and its
+shard size. The server refuses replies
 that are errors or cannot be right (:func:`~securedd.federated.aggregate.check_reply`),
 aggregates the rest if at least ``min_clients`` remain, checkpoints ``S^g`` atomically and
 goes on; a restarted server resumes from its checkpoint. At the end it writes a verified
@@ -23,7 +25,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -35,12 +37,13 @@ from securedd.artifacts import Artifact, atomic_write_bytes, save_artifact
 from securedd.config import RunConfig, config_from_dict, config_to_dict
 from securedd.data import dataset_spec, load_dataset
 from securedd.data.spec import RealData
+from securedd.defences import Defence, PrivacyLedger, defence_from_dict
+from securedd.distill.hooks import Hooks
 from securedd.distill.synthetic import class_labels
 from securedd.errors import ConfigError
 from securedd.federated.aggregate import AGGREGATORS, aggregate, check_reply
-from securedd.federated.client import Defence, local_update
-from securedd.federated.defences import PrivacyLedger
-from securedd.federated.doorping import Doorping
+from securedd.federated.client import check_federated, local_update
+from securedd.federated.doorping import Doorping, arm
 from securedd.federated.shards import make_shards
 from securedd.rng import make_generator, torch_threads
 
@@ -69,7 +72,8 @@ class FederationSettings:
     timeout: float = 600.0
     threads: int = 1
     """torch threads of a client's update: fixed, so a client's bits do not depend on its machine's cores."""
-    defence: Defence = field(default_factory=Defence)
+    defence: Defence[Any] | None = None
+    """The clients' defence (a client-stage :class:`~securedd.defences.Defence`; ``None``: none)."""
     doorping: Doorping | None = None
     """An experiment: workers 0..k-1 run the Doorping attack (None: every worker is honest)."""
     accountant: str = "rdp"
@@ -86,11 +90,13 @@ class FederationSettings:
             raise ConfigError(f"threads must be >= 1; got {self.threads}")
         if not 0 <= self.server_momentum < 1:
             raise ConfigError(f"server_momentum must be in [0, 1); got {self.server_momentum}")
+        check_federated(self.config, self.defence)
 
     def to_record(self) -> dict[str, Any]:
         """The settings as ``ConfigRecord`` values (strings and numbers)."""
         return {"run-config": json.dumps(config_to_dict(self.config)), "clients": self.clients,
-                "split": self.split, "threads": self.threads, "defence": json.dumps(self.defence.to_dict()),
+                "split": self.split, "threads": self.threads,
+                "defence": json.dumps(self.defence.to_dict() if self.defence is not None else None),
                 "doorping": json.dumps(self.doorping.to_dict() if self.doorping else None)}
 
     @property
@@ -128,13 +134,18 @@ def client_train(content: dict[str, Any], partition: int,
         attack = None  # an honest worker
     cfg = config_from_dict(json.loads(settings["run-config"]))
     shard = _shard(settings["run-config"], int(settings["clients"]), str(settings["split"]), partition)
+    size = len(shard)
+    hooks: list[Hooks] = []
+    if attack is not None:
+        shard, trigger = arm(shard, attack, state if state is not None else {}, cfg.seed, partition)
+        hooks.append(trigger)
     images = content["images"]
     labels = class_labels(shard.spec.num_classes, cfg.method.ipc, images.device)
     start = time.perf_counter()
     with torch_threads(int(settings.get("threads", 1))):
         updated, loss = local_update(cfg, shard, images, labels, client=partition, round_=int(settings["round"]),
-                                     defence=Defence(**json.loads(settings["defence"])), doorping=attack, state=state)
-    return updated, {"num-examples": float(len(shard)), "loss": loss, "seconds": time.perf_counter() - start}
+                                     defence=defence_from_dict(json.loads(settings["defence"])), hooks=hooks)
+    return updated, {"num-examples": float(size), "loss": loss, "seconds": time.perf_counter() - start}
 
 
 def initial_images(settings: FederationSettings) -> torch.Tensor:
@@ -146,11 +157,9 @@ def initial_images(settings: FederationSettings) -> torch.Tensor:
 
 
 def _ledger(settings: FederationSettings, rounds: int) -> PrivacyLedger:
-    kind = settings.defence.kind
-    if kind == "localdp-gaussian":
-        return PrivacyLedger("gaussian", settings.defence.noise_multiplier, rounds, settings.delta, settings.accountant)
-    mechanism = {"ldpo-rld": "ldpo-rld", "localdp-laplace": "laplace-per-coordinate"}.get(kind, "none")
-    return PrivacyLedger(mechanism, rounds=rounds)
+    if settings.defence is None:
+        return PrivacyLedger("none", rounds=rounds)
+    return settings.defence.ledger(rounds, delta=settings.delta, accountant=settings.accountant)
 
 
 @dataclass
@@ -211,7 +220,8 @@ def run_server(settings: FederationSettings, exchange: Exchange) -> Artifact:
     spec = dataset_spec(cfg.data.name, root=cfg.data.root)
     info = {"federated": {"clients": settings.clients, "rounds": settings.rounds, "split": settings.split,
                           "aggregator": settings.aggregator, "server_momentum": settings.server_momentum,
-                          "defence": settings.defence.to_dict(), "history": history}}
+                          "defence": settings.defence.to_dict() if settings.defence is not None else None,
+                          "history": history}}
     if settings.doorping is not None:  # an experiment's record; a real server would not know
         info["federated"]["doorping"] = {**settings.doorping.to_dict(),
                                          "workers": settings.doorping.count(settings.clients)}

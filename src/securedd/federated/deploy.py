@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from securedd.config import config_from_dict, config_to_dict
+from securedd.defences import defence_from_dict
 from securedd.federated.apps import FederationSettings, make_client_app, serve
-from securedd.federated.client import Defence
 
 __all__ = ["client_app", "server_app", "settings_from_run_config", "write_app"]
 
@@ -37,7 +37,7 @@ def settings_from_run_config(run_config: dict[str, Any]) -> FederationSettings:
                               server_momentum=float(run_config.get("server-momentum", 0.0)),
                               min_clients=int(run_config["min-clients"]),
                               timeout=float(run_config["timeout"]),
-                              defence=Defence(**json.loads(str(run_config["defence"]))),
+                              defence=defence_from_dict(json.loads(str(run_config["defence"]))),
                               accountant=str(run_config["accountant"]), delta=float(run_config["delta"]),
                               out=str(run_config["out"]), progress=False)
 
@@ -52,7 +52,8 @@ def write_app(folder: str | Path, settings: FederationSettings) -> Path:
               "rounds": settings.rounds, "split": settings.split, "aggregator": settings.aggregator,
               "trim": settings.trim, "server-momentum": settings.server_momentum,
               "min-clients": settings.min_clients, "timeout": settings.timeout,
-              "defence": json.dumps(settings.defence.to_dict()), "accountant": settings.accountant,
+              "defence": json.dumps(settings.defence.to_dict() if settings.defence is not None else None),
+              "accountant": settings.accountant,
               "delta": settings.delta, "out": str(Path(settings.out).resolve())}
     project = {
         "build-system": {"requires": ["hatchling"], "build-backend": "hatchling.build"},

@@ -18,22 +18,30 @@ optimisation stops once it is below ``stop`` (0.01: within 10% of 10x).
 Metrics on networks trained on the final set: clean test accuracy (CTA) and the attack
 success rate (ASR), the share of stamped test images classified as the target, over the
 test images whose class is not the target (and, as ``asr_inclusive``, over all of them).
+
+:func:`arm` turns an honest worker into an attacker: its poisoned shard, and the hooks
+(:class:`~securedd.distill.hooks.Hooks`) that re-optimise the trigger on every network
+of the round and re-stamp the poisoned images.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 
 from securedd.data.spec import DatasetSpec, RealData
+from securedd.distill.hooks import Hooks
 from securedd.errors import ConfigError
 from securedd.evaluate.train_eval import inference_batch
 from securedd.rng import make_generator
 
-__all__ = ["Doorping", "attack_success", "optimise_trigger", "poisoned_indices", "stamp", "top_neuron",
+if TYPE_CHECKING:
+    from securedd.distill.base import DistillContext
+
+__all__ = ["Doorping", "arm", "attack_success", "optimise_trigger", "poisoned_indices", "stamp", "top_neuron",
            "trigger_mask"]
 
 
@@ -115,6 +123,36 @@ def poisoned_indices(shard: RealData, settings: Doorping, seed: int, client: int
                           f"Doorping needs {n}")
     gen = make_generator(seed, "doorping", "poison", client)
     return candidates[torch.randperm(len(candidates), generator=gen)[:n]]
+
+
+def arm(shard: RealData, settings: Doorping, state: dict[str, torch.Tensor], seed: int,
+        client: int) -> tuple[RealData, Hooks]:
+    """A malicious worker's round inputs: a copy of its shard with the poisoned images relabelled
+    to the target (stamped by the hooks), and the hooks that keep the trigger in ``state``."""
+    index = poisoned_indices(shard, settings, seed, client)
+    labels = shard.labels.clone()
+    labels[index] = settings.target
+    return RealData(shard.images.clone(), labels, shard.spec), _Trigger(index, settings, state, seed, client)
+
+
+class _Trigger(Hooks):
+    """Re-optimise the trigger whenever the round's network changes, and re-stamp the poisoned images."""
+
+    def __init__(self, index: torch.Tensor, settings: Doorping, state: dict[str, torch.Tensor], seed: int,
+                 client: int) -> None:
+        self.index, self.settings, self.state, self.seed, self.client = index, settings, state, seed, client
+
+    def bind(self, ctx: DistillContext) -> None:
+        self.real = ctx.real.images  # the sampler draws from this tensor: stamping it poisons the batches
+        self.base, self.mask = self.real[self.index].clone(), trigger_mask(ctx.spec).to(self.real.device)
+        if "trigger" not in self.state:
+            self.state["trigger"] = torch.randn(ctx.spec.shape,
+                                                generator=make_generator(self.seed, "doorping", "trigger", self.client))
+
+    def network(self, net: torch.nn.Module) -> None:
+        trigger = self.state["trigger"].to(self.real.device)
+        self.state["trigger"], _ = optimise_trigger(net, trigger, self.mask, self.base, self.settings)
+        self.real[self.index] = stamp(self.base, self.state["trigger"], self.mask)
 
 
 def attack_success(model: torch.nn.Module, test: RealData, trigger: torch.Tensor, mask: torch.Tensor,

@@ -33,9 +33,11 @@ from tqdm.auto import tqdm
 
 from securedd.config import RunConfig
 from securedd.data.spec import DatasetSpec, RealData
-from securedd.distill.gradient_matching import DCMethod, gradient_distance
+from securedd.defences import Defence
+from securedd.distill.gradient_matching import DCMethod, DCParams, gradient_distance, loop_schedule
+from securedd.distill.hooks import Hooks
 from securedd.errors import ConfigError
-from securedd.federated.client import Defence, local_update
+from securedd.federated.client import local_update
 from securedd.models import create_model
 from securedd.rng import make_generator
 
@@ -92,35 +94,40 @@ class LeakageResult:
 
 
 def observe_round(config: RunConfig, shard: RealData, images: torch.Tensor, labels: torch.Tensor, *,
-                  client: int = 0, round_: int = 0, defence: Defence = Defence()) -> WorkerRound:
+                  client: int = 0, round_: int = 0, defence: Defence[Any] | None = None) -> WorkerRound:
     """Run one worker's round (:func:`local_update`) and keep its network and real batches."""
-    seen: dict[str, Any] = {"real": []}
+    if config.method.name != "dc":
+        raise ConfigError("the leakage attack emulates DC's step without augmentation; use method.name=dc")
+    params: DCParams = DCMethod.parse_params(config.method.params)
+    if params.dsa:
+        raise ConfigError("the leakage attack emulates DC's step without augmentation; set method.dsa=false")
+    outer = params.outer_loop or loop_schedule(config.method.ipc)[0]
+    if outer != 1:
+        raise ConfigError(f"the leakage attack emulates a round of one matching step; this schedule has "
+                          f"{outer} (set method.outer_loop=1)")
+    seen = _Witness()
+    returned, _ = local_update(config, shard, images, labels, client=client, round_=round_, defence=defence,
+                               hooks=(seen,))
+    if seen.net is None:
+        raise ConfigError("the worker's round drew no network")
+    return WorkerRound(images.detach().clone(), returned, labels, seen.net, seen.real, params.lr_img,
+                       params.distance, config.model)
 
-    def tap(method: DCMethod) -> None:
-        if method.outer_loop != 1:
-            raise ConfigError(f"the leakage attack emulates a round of one matching step; this schedule has "
-                              f"{method.outer_loop} (set method.outer_loop=1)")
-        if method.dsa is not None:
-            raise ConfigError("the leakage attack emulates DC's step without augmentation; use method.name=dc")
-        draw_batch, new_model = method.real_batch, method.ctx.new_model
 
-        def real_batch(c: int, n: int | None = None) -> torch.Tensor:
-            batch = draw_batch(c, n)
-            seen["real"].append(batch.detach().clone())
-            return batch
+class _Witness(Hooks):
+    """The experiment's ground truth: the round's first network and every real batch the worker drew."""
 
-        def model(name: str | None = None, purpose: str = "model", **kwargs: Any) -> torch.nn.Module:
-            net = new_model(name, purpose, **kwargs)
-            if purpose == "dc/net":
-                seen["net"] = copy.deepcopy(net)
-            return net
+    def __init__(self) -> None:
+        self.net: torch.nn.Module | None = None
+        self.real: list[torch.Tensor] = []
 
-        method.real_batch, method.ctx.new_model = real_batch, model  # type: ignore[method-assign]
-        seen["lr_img"], seen["distance"] = method.params.lr_img, method.params.distance
+    def network(self, net: torch.nn.Module) -> None:
+        if self.net is None:
+            self.net = copy.deepcopy(net)
 
-    returned, _ = local_update(config, shard, images, labels, client=client, round_=round_, defence=defence, tap=tap)
-    return WorkerRound(images.detach().clone(), returned, labels, seen["net"], seen["real"], seen["lr_img"],
-                       seen["distance"], config.model)
+    def real_batch(self, c: int, batch: torch.Tensor) -> torch.Tensor:
+        self.real.append(batch.detach().clone())
+        return batch
 
 
 def emulated_step(net: torch.nn.Module, sent: torch.Tensor, labels: torch.Tensor, batches: list[torch.Tensor],

@@ -7,8 +7,10 @@ import math
 import pytest
 import torch
 
+from securedd.defences.accounting import PrivacyLedger
+from securedd.defences.label_dispersion import ldpo_rld_targets
+from securedd.defences.local_dp import gaussian_local_dp, laplace_local_dp
 from securedd.errors import ConfigError
-from securedd.federated.defences import PrivacyLedger, gaussian_local_dp, laplace_local_dp, ldpo_rld_targets
 
 
 def test_ldpo_rld_linear_matches_the_prototype_setting():
