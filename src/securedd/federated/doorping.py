@@ -30,8 +30,8 @@ import torch.nn.functional as F
 
 from securedd.data.spec import DatasetSpec, RealData
 from securedd.errors import ConfigError
-from securedd.evaluate.train_eval import inference_batch
 from securedd.rng import make_generator
+from securedd.training import inference_batch
 
 __all__ = ["Doorping", "attack_success", "optimise_trigger", "poisoned_indices", "stamp", "top_neuron",
            "trigger_mask"]
