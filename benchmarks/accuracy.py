@@ -6,7 +6,7 @@ securedd and with the public reference implementation (VICO-UoE/DatasetCondensat
 budget, keeps both synthetic sets at a few iteration counts on the way (``--points``), and
 trains ``--runs`` fresh ConvNet-3 models on every kept set with securedd's default
 evaluation protocol (REFERENCE section 2: DSA augmentation, 1000 epochs, SGD lr 0.01
-dropped ten-fold half-way; ``securedd.api.eval_settings``), with the same seeds for both
+dropped ten-fold half-way; ``securedd.training.eval_settings``), with the same seeds for both
 sides. Random real images at the same IPC, evaluated the same way, are the floor.
 
 DISTILLATIONS (default 1) independent distillations per side: securedd with seeds
@@ -139,10 +139,10 @@ def evaluate(images, ipc: int, runs: int, data_root: str) -> dict:  # type: igno
     """``runs`` fresh ConvNet-3 models trained on ``images`` (class-major, ``ipc`` per class)."""
     import torch
 
-    from securedd.api import eval_settings
     from securedd.config import EvalConfig
     from securedd.data import load_dataset
     from securedd.evaluate.train_eval import evaluate_set
+    from securedd.training import eval_settings
 
     test = load_dataset("mnist", "test", root=data_root)
     labels = torch.arange(10).repeat_interleave(ipc)

@@ -21,9 +21,9 @@ from pathlib import Path
 import torch
 
 from securedd import RunConfig, apply_overrides, distill
-from securedd.artifacts import atomic_write_bytes
 from securedd.data import load_splits
 from securedd.evaluate import TrainSettings, evaluate_set
+from securedd.store import atomic_write_bytes
 
 # Random: REFERENCE section 6. Herding and k-center: the DC paper (Zhao et al., ICLR 2021), Table 1.
 PUBLISHED = {("random", 1): 64.9, ("random", 10): 95.1, ("random", 50): 97.9,

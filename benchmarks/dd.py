@@ -49,12 +49,13 @@ PUBLISHED = {"dd-fixed": "94", "sldd-fixed": "~96", "dd-random": "77.3 ± 4.5"}
 
 
 def run_case(case: str, iterations: int, extra: list[str], inits: int, data_root: str) -> dict:
-    from securedd.api import distill, replay_setup
+    from securedd.api import distill
     from securedd.config import RunConfig, apply_overrides
     from securedd.data import load_dataset
     from securedd.distill import run_method
     from securedd.evaluate import evaluate_set
     from securedd.evaluate.applications import FIXED_LRS
+    from securedd.evaluate.protocols import EvalHints, ReplayProtocol
     from securedd.presets import find_preset
 
     method, ipc = CASES[case]
@@ -66,9 +67,11 @@ def run_case(case: str, iterations: int, extra: list[str], inits: int, data_root
     start = time.perf_counter()
     art = distill(cfg, real=train, progress=True)
     seconds = time.perf_counter() - start
-    hints = art.metadata["evaluation"]
-    steps = int(hints["steps"])
-    models, runs, init = replay_setup(hints, art.spec, None, inits, seed=0)
+    hints = EvalHints.of(art)
+    steps = hints.fields.steps
+    protocol = hints.get_protocol()
+    assert isinstance(protocol, ReplayProtocol)
+    models, runs, init = protocol.networks(hints, art.spec, models=None, runs=inits, seed=0)
 
     def replay(images: torch.Tensor, labels: torch.Tensor, lrs: torch.Tensor) -> dict:
         report = evaluate_set(images, labels, test, models=models, runs=runs, lrs=lrs, steps=steps, init=init,
@@ -88,7 +91,7 @@ def run_case(case: str, iterations: int, extra: list[str], inits: int, data_root
             "threads": torch.get_num_threads(), "final_loss": art.metadata["info"]["final_loss"],
             "learned_lrs": [round(v, 4) for v in art.lrs.tolist()], "distilled": ours,
             "random_real_learned_lrs": with_learned, "random_real_fixed_lrs": fixed, "best_fixed_lr": best_lr,
-            "init": hints["init"], "model": models[0], "published": PUBLISHED[case]}
+            "init": hints.fields.init, "model": models[0], "published": PUBLISHED[case]}
 
 
 def render(results: dict) -> str:

@@ -29,8 +29,8 @@ import torch
 
 from securedd.audit.robustness import DEFAULT_EPSILONS, deepfool_accuracy
 from securedd.data import load_dataset
-from securedd.evaluate.train_eval import TrainSettings, score_model, train_model
 from securedd.models import create_model
+from securedd.training import TrainSettings, score_model, train_model
 
 HERE = Path(__file__).resolve().parent
 

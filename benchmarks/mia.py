@@ -105,11 +105,10 @@ def _distil(method: str, init: str, members, ipc: int, iterations: int, seed: in
 def _train(images, labels, spec, seed: int, *, steps: int | None = None, epochs: int | None = None,
            model: str = "convnet", tag: str = "target"):
     """A fresh network: the evaluation protocol (DSA; ``epochs``) on a set, or ``steps`` plain SGD steps."""
-    from securedd.api import eval_settings
     from securedd.config import EvalConfig
-    from securedd.evaluate.train_eval import TrainSettings, train_model
     from securedd.models import create_model
     from securedd.rng import make_generator
+    from securedd.training import TrainSettings, eval_settings, train_model
 
     gen = make_generator(seed, "mia", tag)
     net = create_model(model, spec.shape, spec.num_classes, generator=gen)

@@ -42,7 +42,7 @@ def main() -> None:
     from securedd.config import RunConfig, apply_overrides
     from securedd.data import load_dataset
     from securedd.evaluate.applications import poisoning_report
-    from securedd.models.pool import train_pool
+    from securedd.training.pool import train_pool
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-root", default=os.environ.get("SECUREDD_DATA"))

@@ -106,12 +106,11 @@ def score_doorping(art, test, trigger, models: int, seed: int) -> dict:
     """CTA and ASR of ``models`` ConvNet-3s trained on the set with the default protocol."""
     import torch
 
-    from securedd.api import eval_settings
     from securedd.config import EvalConfig
-    from securedd.evaluate.train_eval import score_model, train_model
     from securedd.federated.doorping import Doorping, attack_success, trigger_mask
     from securedd.models import create_model
     from securedd.rng import make_generator
+    from securedd.training import eval_settings, score_model, train_model
 
     spec, rows = art.spec, []
     settings = eval_settings(EvalConfig(), spec.dsa_strategy)

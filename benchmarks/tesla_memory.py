@@ -33,11 +33,11 @@ from pathlib import Path
 
 import torch
 
-from securedd.artifacts import atomic_write_bytes
 from securedd.data.augment import DSA
 from securedd.distill.unroll import SavedTensorMeter, Student, plan_steps, tesla_loss, unrolled_loss
 from securedd.models import create_model
 from securedd.models.functional import flat_params
+from securedd.store import atomic_write_bytes
 
 MODES = {"plain": unrolled_loss, "tesla": tesla_loss}
 

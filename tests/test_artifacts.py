@@ -124,7 +124,7 @@ def test_crash_during_save_keeps_the_old_file_whole(tmp_path: Path, monkeypatch:
     def crash(src, dst):
         raise OSError("disk went away")
 
-    monkeypatch.setattr("securedd.artifacts.os.replace", crash)
+    monkeypatch.setattr("securedd.store.os.replace", crash)  # artifacts are written by securedd.store
     with pytest.raises(OSError):
         _save(path, images=torch.zeros(20, 1, 8, 8))
     assert path.read_bytes() == before and load_artifact(path).sha256 == old

@@ -15,28 +15,24 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from securedd.artifacts import Artifact, load_artifact, save_artifact
 from securedd.config import EvalConfig, RunConfig, check_device
 from securedd.data import load_dataset
-from securedd.data.spec import DatasetSpec, RealData
+from securedd.data.spec import RealData
 from securedd.data.zca import ZCAWhitening
 from securedd.distill import run_method
 from securedd.distill.base import method_settings
 from securedd.distill.multi_formation import decode_stored
 from securedd.errors import MismatchError
-from securedd.evaluate.train_eval import EvalReport, TrainSettings, evaluate_set
-from securedd.models.init import seeded_network
-from securedd.models.pool import load_pool
-from securedd.rng import derive_seed
+from securedd.evaluate.protocols import EvalHints
+from securedd.evaluate.train_eval import EvalReport
 from securedd.secure.keys import TargetKey
 
-__all__ = ["distill", "eval_settings", "evaluate", "replay_setup"]
+__all__ = ["distill", "evaluate"]
 
 
 def distill(
@@ -100,54 +96,6 @@ def redacted(values: dict[str, Any], paths: Sequence[str]) -> dict[str, Any]:
     return values
 
 
-def eval_settings(cfg: EvalConfig, dsa_strategy: str, hints: Mapping[str, Any] | None = None) -> TrainSettings:
-    """The training protocol of an :class:`EvalConfig` (default epochs: 1000 with DSA, 300 without).
-
-    ``hints`` is an artifact's ``evaluation`` metadata (IDC: CutMix and its augmentation);
-    explicit ``cfg`` values win over it.
-    """
-    hints = hints or {}
-    epochs = cfg.epochs if cfg.epochs is not None else (1000 if cfg.dsa else 300)
-    strategy = (cfg.dsa_strategy or hints.get("dsa_strategy") or dsa_strategy) if cfg.dsa else None
-    cutmix = cfg.cutmix if cfg.cutmix is not None else float(hints.get("cutmix_prob", 0.0))
-    return TrainSettings(epochs, cfg.lr, cfg.momentum, cfg.weight_decay, cfg.batch_size, strategy,
-                         cutmix, float(hints.get("cutmix_beta", 1.0)))
-
-
-def replay_setup(hints: Mapping[str, Any], spec: DatasetSpec, models: Sequence[str] | None, runs: int,
-                 seed: int, key: TargetKey | None = None
-                 ) -> tuple[tuple[str, ...], int, Callable[[str, int], torch.nn.Module]]:
-    """Models, runs and initialisation for replaying a learned schedule (``evaluation`` hints).
-
-    The set was distilled for ``hints["model"]``, which evaluation uses unless ``models``
-    names others. A ``fixed`` initialisation rebuilds the one network the set was made
-    for (one run: replaying it is deterministic); ``random`` draws ``runs`` fresh networks
-    with the distillation's scheme.
-    """
-    if hints.get("init") == "key":  # SecDD: the architecture, seed and scheme come from the key
-        if key is None:
-            raise MismatchError("this set trains only the network of its SecDD key: pass the key "
-                                "(`securedd train ARTIFACT --key KEY`, or key= here)")
-        names = tuple(models) if models else (key.model,)
-        return names, 1, lambda name, run: seeded_network(name, spec.shape, spec.num_classes, key.seed,
-                                                          key.init_scheme)
-    names = tuple(models) if models else (str(hints["model"]),)
-    scheme = str(hints.get("init_scheme", "default"))
-    if hints.get("init") == "pool":  # the pool's held-out networks, one run each
-        pool, held_out = load_pool(hints["pool"]), [int(i) for i in hints["held_out"]]
-        if not held_out:
-            raise MismatchError("the set was distilled on its whole pool: no held-out network to evaluate on")
-        return names, len(held_out), lambda name, run: pool.network(held_out[run])
-    if hints.get("init") == "fixed":
-        key = int(hints["init_seed"])
-        return names, 1, lambda name, run: seeded_network(name, spec.shape, spec.num_classes, key, scheme)
-
-    def fresh(name: str, run: int) -> torch.nn.Module:
-        return seeded_network(name, spec.shape, spec.num_classes, derive_seed(seed, "eval", "replay", run), scheme)
-
-    return names, runs, fresh
-
-
 def evaluate(
     artifact: Artifact | str | Path,
     *,
@@ -167,17 +115,19 @@ def evaluate(
     """Train fresh models on an artifact and test them on the real test split.
 
     The test split is read from the artifact's dataset and normalised with its stored
-    spec, then ZCA-whitened when the artifact carries a ZCA transform. Soft labels and
-    learned learning rates in the artifact are honoured (a single learned lr, as MTT
-    learns, is the SGD learning rate; a per-step schedule is replayed). A
-    multi-formation artifact (IDC) is decoded first, as its ``decoder`` metadata says, and
-    trained with the CutMix and augmentation its ``evaluation`` metadata asks for. Keyword
-    arguments override the matching ``config`` fields (``cutmix=0`` turns CutMix off). A
-    learned GD schedule (DD, SLDD) is replayed on the network(s) it was made for; a SecDD
-    set only with its ``key``.
+    spec, then ZCA-whitened when the artifact carries a ZCA transform. The artifact's
+    evaluation protocol (:mod:`securedd.evaluate.protocols`, from its ``evaluation``
+    metadata) trains the models: ``sgd`` trains fresh models, with the CutMix and
+    augmentation the set asks for (IDC); ``replay`` applies a learned GD schedule (DD,
+    SLDD) to the network(s) it was made for, a SecDD set only with its ``key``. Soft
+    labels and learned learning rates are honoured (a single learned lr, as MTT learns,
+    is the SGD learning rate). A multi-formation artifact (IDC) is decoded first, as its
+    ``decoder`` metadata says. Keyword arguments override the matching ``config`` fields
+    (``cutmix=0`` turns CutMix off).
 
     Raises:
         MismatchError: the artifact does not fit the test data or model.
+        ArtifactError: its evaluation metadata names an unknown protocol or fields.
     """
     check_device(device)
     art = artifact if isinstance(artifact, Artifact) else load_artifact(artifact)
@@ -196,15 +146,9 @@ def evaluate(
     zca = ZCAWhitening.from_tensors(art.extras)
     if zca is not None:
         test = zca.apply(test)
-    hints = art.metadata.get("evaluation") or {}
+    hints = EvalHints.of(art)
     images, labels = decode_stored(art.images, art.labels, art.decoder)
-    steps, init, eval_models, eval_runs = None, None, cfg.models, cfg.runs
-    if hints.get("protocol") == "replay":  # DD/SLDD/SecDD: apply the learned GD steps, as distilled
-        steps, (eval_models, eval_runs, init) = int(hints["steps"]), replay_setup(hints, spec, models, cfg.runs, seed, key)
-    report = evaluate_set(
-        images, labels, test, models=eval_models, runs=eval_runs,
-        settings=eval_settings(cfg, spec.dsa_strategy, hints), seed=seed, lrs=art.lrs,
-        steps=steps, init=init, device=device, progress=progress,
-    )
+    report = hints.get_protocol().evaluate(art, test, cfg, hints=hints, images=images, labels=labels, models=models,
+                                           seed=seed, key=key, device=device, progress=progress)
     report.set_info = art.ipc_accounting()
     return report

@@ -5,8 +5,8 @@ Tensors: ``images`` (N, C, H, W) normalised with the stored dataset spec, ``labe
 ``lrs`` (learned learning rates) and method-specific tensors. The safetensors metadata
 holds one key, ``securedd``, whose value is a JSON document: schema version, method and
 config, dataset spec, IPC, seed, versions, privacy ledger and a SHA-256 over the
-metadata and every tensor. Files are written atomically and their header must be in
-canonical form, so any change to any byte is refused on load.
+metadata and every tensor. Files are written atomically (:mod:`securedd.store`) and their
+header must be in canonical form, so any change to any byte is refused on load.
 
 Example:
     >>> import tempfile, torch
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,8 +34,10 @@ from safetensors.torch import save as st_save
 
 from securedd.data.spec import DatasetSpec
 from securedd.errors import ArtifactError
+from securedd.store import atomic_write_bytes
 from securedd.version import __version__
 
+# atomic_write_bytes lives in securedd.store; it stays importable from here for older imports.
 __all__ = ["PAYLOADS", "SCHEMA_VERSION", "Artifact", "atomic_write_bytes", "load_artifact", "save_artifact"]
 
 SCHEMA_VERSION = 1
@@ -120,29 +121,6 @@ def compute_sha256(tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -
         digest.update(f"\n{name}|{t.dtype}|{tuple(t.shape)}|".encode())
         digest.update(_tensor_bytes(t))
     return digest.hexdigest()
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the whole new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    try:
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:  # some filesystems cannot fsync a directory
-        pass
 
 
 def _versions() -> dict[str, str]:

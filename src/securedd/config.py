@@ -67,11 +67,14 @@ class MethodConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """The evaluation protocol (REFERENCE section 2).
+    """The evaluation protocol (REFERENCE section 2) as a user asks for it.
 
-    ``epochs=None`` means 1000 with augmentation and 300 without; the learning rate drops
-    ten-fold once, half-way. ``cutmix=None`` means what the artifact asks for (IDC: CutMix
-    with probability 0.5; others: none); a number sets the CutMix probability.
+    These optimiser values are the defaults of training everywhere
+    (:class:`securedd.training.TrainSettings` reads them from here). ``epochs=None`` means
+    the protocol's default (:func:`securedd.training.default_epochs`: 1000 with
+    augmentation, 300 without); the learning rate drops ten-fold once, half-way.
+    ``cutmix=None`` means what the artifact asks for (IDC: CutMix with probability 0.5;
+    others: none); a number sets the CutMix probability.
     """
 
     models: tuple[str, ...] = ("convnet",)

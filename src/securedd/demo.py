@@ -26,14 +26,15 @@ from pathlib import Path
 from typing import Any
 
 from securedd.api import distill, evaluate
-from securedd.artifacts import Artifact, atomic_write_bytes
+from securedd.artifacts import Artifact
 from securedd.config import DataConfig, EvalConfig, RunConfig, apply_overrides
 from securedd.data import load_splits
 from securedd.data.spec import RealData
 from securedd.distill import METHODS
-from securedd.evaluate.train_eval import TrainSettings, score_model, train_model
 from securedd.models import create_model
 from securedd.rng import derive_seed, make_generator
+from securedd.store import atomic_write_bytes
+from securedd.training import TrainSettings, score_model, train_model
 from securedd.visualize import save_grid
 
 __all__ = ["FEDERATED_DEMO", "PUBLISHED_WHOLE_DATASET", "SECDD_DEMO", "DemoResult", "best_method", "demo_key_seed",

@@ -18,8 +18,8 @@ from securedd.audit.mia import (
 )
 from securedd.data.spec import RealData
 from securedd.errors import ConfigError
-from securedd.evaluate.train_eval import TrainSettings, train_model
 from securedd.models import create_model
+from securedd.training import TrainSettings, train_model
 
 
 def test_logit_confidence_is_the_log_odds_of_the_true_class(digits_train):

@@ -9,9 +9,9 @@ import torch
 from securedd.audit.robustness import deepfool_accuracy
 from securedd.data import load_dataset
 from securedd.errors import ConfigError
-from securedd.evaluate.train_eval import TrainSettings, score_model, train_model
 from securedd.models import create_model
 from securedd.rng import make_generator
+from securedd.training import TrainSettings, score_model, train_model
 
 pytest.importorskip("foolbox")
 

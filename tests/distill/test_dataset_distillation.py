@@ -11,9 +11,9 @@ from securedd.distill import run_method
 from securedd.distill.bilevel import outer_cross_entropy, raw_step_loss, step_plan, unrolled_loss
 from securedd.distill.dataset_distillation import initial_label_logits
 from securedd.errors import ConfigError
-from securedd.evaluate.train_eval import replay_steps
 from securedd.models.functional import flat_params
 from securedd.models.init import seeded_network
+from securedd.training import replay_steps
 
 
 def _cfg(method: str = "dd", *extra: str) -> RunConfig:
@@ -112,7 +112,7 @@ def test_bad_settings_are_refused_with_the_fix(override, message, digits_train):
 
 
 def test_pool_init_learns_for_trained_networks_and_evaluates_on_held_out_ones(tmp_path, digits_train, digits_test):
-    from securedd.models.pool import train_pool
+    from securedd.training.pool import train_pool
 
     pool = train_pool("lenet", digits_train, tmp_path / "pool", count=3, epochs=1, progress=False)
     art = distill(_cfg("dd", "method.init=pool", f"method.pool='{pool}'", "method.nets_per_step=2",

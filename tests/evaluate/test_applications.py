@@ -13,8 +13,8 @@ from securedd.config import RunConfig, apply_overrides
 from securedd.data.spec import RealData
 from securedd.errors import MismatchError
 from securedd.evaluate.applications import FIXED_LRS, adaptation_report, poison_scores, poisoning_report
-from securedd.evaluate.train_eval import replay_steps, score_model
-from securedd.models.pool import load_pool, train_pool
+from securedd.training import replay_steps, score_model
+from securedd.training.pool import load_pool, train_pool
 
 
 class _Constant(torch.nn.Module):

@@ -10,9 +10,9 @@ from securedd import api
 from securedd.config import RunConfig, apply_overrides
 from securedd.data.mix import CutMix
 from securedd.errors import ConfigError
-from securedd.evaluate import TrainSettings, train_model
-from securedd.evaluate.train_eval import soft_label_loss
+from securedd.evaluate import protocols
 from securedd.models import create_model
+from securedd.training import TrainSettings, soft_label_loss, train_model
 
 
 def _constant_batch(n: int = 6, size: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
@@ -78,13 +78,13 @@ def test_evaluate_trains_on_the_decoded_images_of_an_idc_artifact(digits_train, 
                                         "model=convnet_tiny"])
     art = api.distill(cfg, out=tmp_path / "idc.safetensors", real=digits_train, progress=False)
     seen = {}
-    real_evaluate_set = api.evaluate_set
+    real_evaluate_set = protocols.evaluate_set
 
     def spy(images, labels, test, **kw):
         seen.update(images=images, labels=labels, settings=kw["settings"])
         return real_evaluate_set(images, labels, test, **kw)
 
-    monkeypatch.setattr(api, "evaluate_set", spy)
+    monkeypatch.setattr(protocols, "evaluate_set", spy)
     report = api.evaluate(art, models=["convnet_tiny"], runs=1, epochs=2, test=digits_test, progress=False)
     assert seen["images"].shape == (40, 1, 8, 8) and seen["labels"].bincount().tolist() == [4] * 10
     assert seen["settings"].cutmix_prob == 0.5 and seen["settings"].dsa_strategy == "color_crop_scale_rotate"

@@ -91,7 +91,7 @@ def _saved_network_is_the_trained_one(artifact: Path, key_path: Path, model: Pat
     from safetensors.torch import load_file
 
     from securedd import load_artifact, load_dataset
-    from securedd.evaluate.train_eval import score_model
+    from securedd.training import score_model
 
     key, art = load_key(key_path), load_artifact(artifact)
     net = key.network(art.spec.shape, art.spec.num_classes)

@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 
 from securedd.data.spec import RealData
 from securedd.errors import ConfigError
-from securedd.evaluate.train_eval import inference_batch
+from securedd.training import inference_batch
 
 __all__ = ["AttackResult", "LiraShadows", "logit_confidence", "loss_scores", "query_confidence", "roc_summary",
            "run_lira", "shifted_views", "tpr_at_fpr"]

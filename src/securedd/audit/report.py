@@ -14,8 +14,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from securedd.artifacts import atomic_write_bytes
 from securedd.audit.suite import Audit
+from securedd.store import atomic_write_bytes
 
 __all__ = ["AUDIT_SCHEMA", "to_html", "to_markdown", "write_report"]
 

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from securedd.api import eval_settings, evaluate
+from securedd.api import evaluate
 from securedd.artifacts import Artifact, load_artifact
 from securedd.audit.mia import AttackResult, loss_scores
 from securedd.audit.robustness import DEFAULT_EPSILONS, check_budgets, deepfool_accuracy, require_foolbox
@@ -42,9 +42,10 @@ from securedd.data import load_dataset
 from securedd.data.spec import RealData
 from securedd.errors import ConfigError
 from securedd.evaluate.fairness import class_variance, normalized_per_class
-from securedd.evaluate.train_eval import TrainSettings, score_model, train_model
+from securedd.evaluate.protocols import EvalHints
 from securedd.models import create_model
 from securedd.rng import make_generator
+from securedd.training import TrainSettings, eval_settings, score_model, train_model
 
 __all__ = ["DEFAULT_MODELS", "STAGES", "Audit", "AuditConfig", "run_audit"]
 
@@ -236,7 +237,7 @@ def run_audit(artifact: str | Path | Artifact, config: AuditConfig = AuditConfig
     if "robustness" in config.stages:
         require_foolbox()  # fail before the long stages, not after them
     art = artifact if isinstance(artifact, Artifact) else load_artifact(artifact)
-    if art.metadata.get("evaluation", {}).get("protocol") == "replay":
+    if not EvalHints.of(art).get_protocol().fresh_models:
         raise ConfigError("the audit trains networks on the set with SGD; a DD/SLDD/SecDD set is a learned step "
                           "schedule for particular networks: audit it with securedd evaluate instead")
     spec = art.spec

@@ -7,13 +7,14 @@ import json
 from pathlib import Path
 
 from securedd.api import distill
-from securedd.artifacts import Artifact, atomic_write_bytes, load_artifact
+from securedd.artifacts import Artifact, load_artifact
 from securedd.cli.common import add_data_flags, echo, examples
 from securedd.config import RunConfig, apply_overrides
 from securedd.data import load_dataset
 from securedd.data.spec import RealData
 from securedd.evaluate.applications import ApplicationReport, adaptation_report, poisoning_report
-from securedd.models.pool import load_pool
+from securedd.store import atomic_write_bytes
+from securedd.training.pool import load_pool
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -7,8 +7,9 @@ import json
 from pathlib import Path
 
 from securedd.api import evaluate
-from securedd.artifacts import atomic_write_bytes, load_artifact
+from securedd.artifacts import load_artifact
 from securedd.cli.common import add_data_flags, echo, examples
+from securedd.store import atomic_write_bytes
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -6,7 +6,7 @@ import argparse
 
 from securedd.cli.common import add_data_flags, echo, examples
 from securedd.data import dataset_spec, load_dataset
-from securedd.models.pool import load_pool, train_pool
+from securedd.training.pool import load_pool, train_pool
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

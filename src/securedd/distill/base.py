@@ -31,17 +31,18 @@ from typing import Any, ClassVar, Generic, TypeVar
 import torch
 from tqdm.auto import tqdm
 
-from securedd.artifacts import atomic_write_bytes
 from securedd.config import MethodConfig, RunConfig, config_to_dict, parse_params
 from securedd.data.sampler import ClassBalancedSampler, check_ipc
 from securedd.data.spec import RealData
 from securedd.distill.hooks import Hooks
 from securedd.distill.synthetic import SyntheticSet
 from securedd.errors import ConfigError, Diverged, Interrupted
+from securedd.evaluate.protocols import EvalHints
 from securedd.interrupt import StopOnInterrupt
 from securedd.models import MODELS, create_model
 from securedd.registry import Registry
 from securedd.rng import make_generator
+from securedd.store import atomic_write_bytes
 
 __all__ = ["METHODS", "DistillContext", "DistillResult", "Method", "NoParams", "list_methods", "method_settings",
            "run_method"]
@@ -159,10 +160,16 @@ class Method(Generic[P]):
         stored values); the set itself by default."""
         return syn
 
+    def eval_hints(self) -> EvalHints:
+        """How evaluation trains models on the set: a protocol of
+        :data:`~securedd.evaluate.protocols.EVAL_PROTOCOLS` and its fields; plain ``sgd`` by default."""
+        return EvalHints()
+
     def artifact_metadata(self) -> dict[str, Any]:
-        """Extra artifact metadata: ``decoder`` (how stored images decode into training
-        images) and ``evaluation`` (settings evaluation should use); empty by default."""
-        return {}
+        """Extra artifact metadata: ``evaluation`` (:meth:`eval_hints`, left out when they are the
+        defaults) and, where a method adds it, ``decoder`` (how stored images decode into training images)."""
+        hints = self.eval_hints().to_dict()
+        return {"evaluation": hints} if hints else {}
 
 
 @dataclass

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from securedd.distill.base import METHODS, DistillContext, Method, NoParams
 from securedd.distill.synthetic import SyntheticSet, class_labels
-from securedd.evaluate.train_eval import inference_batch
+from securedd.training import inference_batch
 
 __all__ = ["HerdingMethod", "KCenterMethod", "RandomMethod", "herding_select", "kcenter_select"]
 
@@ -48,6 +48,7 @@ class EmbeddingParams:
 
 def train_embedder(ctx: DistillContext, params: EmbeddingParams) -> torch.nn.Module:
     """A ``params.embed_model`` trained for ``embed_steps`` SGD steps on random real batches."""
+    # not training.train_model: batches drawn with replacement for a number of steps, not epochs over the data
     model = ctx.new_model(params.embed_model, purpose="embed/init")
     gen = ctx.generator("embed/batches")
     opt = torch.optim.SGD(model.parameters(), lr=params.embed_lr, momentum=0.9, weight_decay=5e-4)

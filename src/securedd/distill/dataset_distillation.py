@@ -19,8 +19,9 @@ graph memory in the number of steps, the same gradient as the plain unroll
 (:mod:`securedd.distill.bilevel`).
 
 The artifact stores the learned rates (``lrs``, in step order), the labels as
-distributions (SLDD: ``softmax`` of the learned logits) and, in its ``evaluation``
-metadata, the replay protocol: architecture, steps per epoch, and the initialisation.
+distributions (SLDD: ``softmax`` of the learned logits) and, as its evaluation hints
+(:meth:`DDMethod.eval_hints`), the ``replay`` protocol: architecture, steps per epoch, and
+the initialisation.
 """
 
 from __future__ import annotations
@@ -50,10 +51,11 @@ from securedd.distill.bilevel import (
 )
 from securedd.distill.synthetic import INITS, SyntheticSet, class_labels, init_images
 from securedd.errors import ConfigError
+from securedd.evaluate.protocols import EvalHints, ReplayHints
 from securedd.models.functional import flat_params, param_layout
 from securedd.models.init import INIT_SCHEMES, reinitialise, seeded_network
-from securedd.models.pool import NetworkPool, load_pool
 from securedd.secure.keys import load_key, new_key, save_key
+from securedd.training.pool import NetworkPool, load_pool
 
 __all__ = ["DDMethod", "DDParams", "LABEL_INITS", "SLDDMethod", "SLDDParams", "SecDDMethod", "SecDDParams",
            "initial_label_logits", "unrelated_images"]
@@ -273,21 +275,20 @@ class DDMethod(Method):
             labels = F.softmax(labels, dim=1)
         return SyntheticSet(syn.images.detach(), labels, F.softplus(syn.extras["raw_lrs"]).detach(), extras)
 
-    def replay_protocol(self) -> dict[str, Any]:
-        """How evaluation applies the set: the ``evaluation`` metadata of the artifact."""
+    def replay_hints(self) -> ReplayHints:
+        """How evaluation replays the set: the architecture, the schedule's shape, the initialisation."""
         p = self.params
-        out: dict[str, Any] = {"protocol": "replay", "model": self.ctx.config.model, "steps": self.steps,
-                               "epochs": p.epochs, "init": p.init, "init_scheme": p.init_scheme}
-        if p.init == "fixed":
-            out["init_seed"] = self.init_seed
-        if self.pool is not None:
-            out.update(pool=str(self.pool.folder), held_out=list(range(len(self.pool) - p.held_out, len(self.pool))))
-        if self.relabel is not None:
-            out["relabel"] = list(self.relabel)
-        return out
+        pool = self.pool
+        return ReplayHints(
+            steps=self.steps, epochs=p.epochs, init=p.init, model=self.ctx.config.model, init_scheme=p.init_scheme,
+            init_seed=self.init_seed if p.init == "fixed" else None,
+            pool=str(pool.folder) if pool is not None else None,
+            held_out=tuple(range(len(pool) - p.held_out, len(pool))) if pool is not None else None,
+            relabel=self.relabel)
 
-    def artifact_metadata(self) -> dict[str, Any]:
-        return {"evaluation": self.replay_protocol()}
+    def eval_hints(self) -> EvalHints:
+        """The ``replay`` protocol: the learned steps applied to the networks the set was made for."""
+        return EvalHints("replay", self.replay_hints())
 
 
 @METHODS.register("sldd")
@@ -315,8 +316,8 @@ class SLDDMethod(DDMethod):
     def _learnables(self, syn: SyntheticSet) -> list[torch.Tensor]:
         return [*super()._learnables(syn), syn.labels]
 
-    def replay_protocol(self) -> dict[str, Any]:
-        return {**super().replay_protocol(), "labels": "soft"}
+    def replay_hints(self) -> ReplayHints:
+        return dataclasses.replace(super().replay_hints(), labels="soft")
 
 
 @dataclass(frozen=True)
@@ -392,9 +393,9 @@ class SecDDMethod(SLDDMethod):
         learned = super()._learnables(syn)
         return learned if self.params.mode == "learn" else learned[1:]  # type: ignore[attr-defined]
 
-    def replay_protocol(self) -> dict[str, Any]:
-        p = self.params
-        return {"protocol": "replay", "steps": self.steps, "epochs": p.epochs, "init": "key", "labels": "soft"}
+    def replay_hints(self) -> ReplayHints:
+        """The key's network: neither its architecture nor its seed goes into the artifact."""
+        return ReplayHints(steps=self.steps, epochs=self.params.epochs, init="key", labels="soft")
 
     def artifact_metadata(self) -> dict[str, Any]:
-        return {"evaluation": self.replay_protocol(), "redact": ["model", "method.params.key"]}
+        return {**super().artifact_metadata(), "redact": ["model", "method.params.key"]}

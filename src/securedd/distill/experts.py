@@ -6,9 +6,9 @@ Its trajectory is the flat float32 parameter vector at the start and after every
 an (epochs + 1, P) tensor. Each expert is one safetensors shard, ``expert_NNNN.safetensors``,
 written atomically; ``manifest.json`` beside them records the model, dataset spec, training
 settings, ZCA (on/off; the fitted transform is stored once as ``zca.safetensors``), the
-parameter layout and the SHA-256 of every finished shard and of the ZCA file. Training
-resumes: finished shards are checked and skipped. A shard is verified against the manifest
-before it is used.
+parameter layout and the SHA-256 of every finished shard and of the ZCA file (a
+:class:`~securedd.store.HashedStore`). Training resumes: finished shards are checked and
+skipped. A shard is verified against the manifest before it is used.
 
 Disk use is ``P * 4 bytes * (epochs + 1) * experts``; 100 ConvNet experts of 50 epochs on
 CIFAR-10 take about 6.5 GB.
@@ -25,7 +25,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
@@ -34,22 +33,21 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from safetensors import safe_open
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from tqdm.auto import tqdm
 
-from securedd.artifacts import atomic_write_bytes
 from securedd.config import RunConfig
 from securedd.data import load_dataset
-from securedd.data.augment import DSA
 from securedd.data.spec import DatasetSpec, RealData
 from securedd.data.zca import ZCAWhitening
 from securedd.errors import ArtifactError, ConfigError, MismatchError
 from securedd.models import create_model
 from securedd.models.functional import flat_params, param_layout
 from securedd.rng import make_generator
+from securedd.store import HashedStore
+from securedd.training import TrainSettings, train_model
 
 __all__ = ["ExpertPlan", "ExpertSet", "expert_bytes", "human_bytes", "plan_experts", "shard_name", "train_experts"]
 
@@ -74,10 +72,6 @@ def shard_name(index: int) -> str:
     return f"expert_{index:04d}.safetensors"
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def _free_bytes(path: Path) -> int:
     probe = path
     while not probe.exists() and probe != probe.parent:
@@ -85,21 +79,15 @@ def _free_bytes(path: Path) -> int:
     return shutil.disk_usage(probe).free
 
 
+def expert_store(out: str | Path) -> HashedStore:
+    """The expert folder ``out`` as a hashed store: shards and ZCA file listed in ``manifest.json``."""
+    return HashedStore(out, MANIFEST, format_fields={"format": FORMAT, "version": VERSION}, what="expert file",
+                       fix="rerun `securedd experts` with the same --out to retrain it",
+                       remake="delete the folder and train the experts again")
+
+
 def _read_manifest(out: Path) -> dict[str, Any] | None:
-    path = out / MANIFEST
-    if not path.is_file():
-        return None
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ArtifactError(f"{path}: the expert manifest is unreadable ({exc}); delete the folder and retrain") from None
-    if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
-        raise ArtifactError(f"{path}: not a securedd expert manifest (format {FORMAT} version {VERSION})")
-    return manifest
-
-
-def _write_manifest(out: Path, manifest: dict[str, Any]) -> None:
-    atomic_write_bytes(out / MANIFEST, (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode())
+    return expert_store(out).read_manifest()
 
 
 @dataclass(frozen=True)
@@ -164,26 +152,19 @@ def plan_experts(config: RunConfig, out: str | Path, *, num_experts: int, epochs
 
 
 def _train_one(model: torch.nn.Module, data: RealData, *, epochs: int, lr: float, batch_size: int,
-               dsa: DSA | None, generator: torch.Generator, on_epoch: Any = None) -> torch.Tensor:
+               dsa_strategy: str | None, generator: torch.Generator, on_epoch: Any = None) -> torch.Tensor:
     """(epochs + 1, P) trajectory of ``model`` trained on ``data`` with plain SGD."""
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.0, weight_decay=0.0)
+    # plain SGD: no momentum, no weight decay, whole batches, the learning rate kept to the end
+    settings = TrainSettings(epochs=epochs, lr=lr, momentum=0.0, weight_decay=0.0, batch_size=batch_size,
+                             dsa_strategy=dsa_strategy, chunk=0, lr_drop=False)
     snapshots = [flat_params(model).cpu()]
-    n = len(data)
-    model.train()
-    for _ in range(epochs):
-        order = torch.randperm(n, generator=generator, device=generator.device).to(data.images.device)
-        for start in range(0, n, batch_size):
-            index = order[start : start + batch_size]
-            x = data.images[index]
-            if dsa is not None:
-                x = dsa(x, generator)
-            loss = F.cross_entropy(model(x), data.labels[index])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        snapshots.append(flat_params(model).cpu())
+
+    def record(epoch: int, net: torch.nn.Module) -> None:
+        snapshots.append(flat_params(net).cpu())
         if on_epoch is not None:
             on_epoch()
+
+    train_model(model, data.images, data.labels, settings, generator, on_epoch=record)
     return torch.stack(snapshots).float().contiguous()
 
 
@@ -236,7 +217,8 @@ def train_experts(
         "dsa_strategy": strategy, "zca": zca, "seed": config.seed, "num_params": plan.num_params,
         "param_layout": [[name, list(shape)] for name, shape in param_layout(probe)],
     }
-    manifest = _read_manifest(out)
+    store = expert_store(out)
+    manifest = store.read_manifest()
     if manifest is not None:
         _check_same(manifest, identity, out)
         manifest["num_experts"] = max(int(manifest.get("num_experts", 0)), num_experts)
@@ -250,28 +232,24 @@ def train_experts(
             whitener = _load_zca(out, manifest)
         else:
             whitener = ZCAWhitening.fit_data(real)
-            blob = st_save(whitener.to_tensors())
-            atomic_write_bytes(out / ZCA_FILE, blob)
-            manifest["zca_sha256"] = _sha256(blob)
-    _write_manifest(out, manifest)
+            manifest["zca_sha256"] = store.write_file(ZCA_FILE, st_save(whitener.to_tensors()))
+    store.write_manifest(manifest)
     data = (whitener.apply(real) if whitener is not None else real).to(device)
     for i in plan.done:
-        _verify_shard(out / shard_name(i), manifest["shards"][shard_name(i)])
+        store.read_file(shard_name(i), manifest["shards"][shard_name(i)])
     todo = [i for i in range(num_experts) if i not in plan.done]
     log.info("experts: %d finished, %d to train under %s", len(plan.done), len(todo), out)
     bar = tqdm(total=len(todo) * epochs, desc="experts", disable=not progress)
-    dsa_op = DSA(strategy) if strategy else None
     for i in todo:
         model = create_model(config.model, real.spec.shape, real.spec.num_classes,
                              generator=make_generator(config.seed, "experts", i)).to(device)
         gen = make_generator(config.seed, "experts", i, "train", device=device)
-        trajectory = _train_one(model, data, epochs=epochs, lr=lr, batch_size=batch_size, dsa=dsa_op, generator=gen,
-                                on_epoch=bar.update)
+        trajectory = _train_one(model, data, epochs=epochs, lr=lr, batch_size=batch_size, dsa_strategy=strategy,
+                                generator=gen, on_epoch=bar.update)
         # one metadata key: safetensors orders several keys arbitrarily, and shards must be byte-stable
         blob = st_save({"trajectory": trajectory}, metadata={FORMAT: json.dumps({"expert": i, "epochs": epochs})})
-        atomic_write_bytes(out / shard_name(i), blob)
-        manifest["shards"][shard_name(i)] = _sha256(blob)
-        _write_manifest(out, manifest)
+        manifest["shards"][shard_name(i)] = store.write_file(shard_name(i), blob)
+        store.write_manifest(manifest)
     bar.close()
     return manifest
 
@@ -288,24 +266,11 @@ def _check_same(manifest: dict[str, Any], identity: dict[str, Any], out: Path) -
 
 
 def _load_zca(root: Path, manifest: dict[str, Any]) -> ZCAWhitening:
-    data = _verify_shard(root / ZCA_FILE, str(manifest["zca_sha256"]))
+    data = expert_store(root).read_file(ZCA_FILE, manifest.get("zca_sha256"))
     zca = ZCAWhitening.from_tensors(st_load(data))
     if zca is None:
         raise ArtifactError(f"{root / ZCA_FILE}: holds no ZCA transform; delete the folder and retrain the experts")
     return zca
-
-
-def _verify_shard(path: Path, expected: str) -> bytes:
-    if not path.is_file():
-        raise ArtifactError(f"{path}: file is missing; rerun `securedd experts` with the same --out to retrain it")
-    data = path.read_bytes()
-    actual = _sha256(data)
-    if actual != expected:
-        raise ArtifactError(
-            f"{path}: expert file is corrupted or was changed (SHA-256 {actual[:16]}..., manifest says {expected[:16]}...); "
-            "delete this file and rerun `securedd experts` with the same --out to retrain it"
-        )
-    return data
 
 
 @dataclass
@@ -350,7 +315,7 @@ class ExpertSet:
     def _path(self, k: int) -> Path:
         name = shard_name(self.indices[k])
         if k not in self._verified:
-            data = _verify_shard(self.root / name, self.manifest["shards"][name])
+            data = expert_store(self.root).read_file(name, self.manifest["shards"].get(name))
             try:
                 tensor = st_load(data)["trajectory"]
             except Exception as exc:  # safetensors raises its own types

@@ -40,6 +40,7 @@ from securedd.distill.base import METHODS, DistillContext, Method
 from securedd.distill.gradient_matching import gradient_distance
 from securedd.distill.synthetic import SyntheticSet, class_labels
 from securedd.errors import ConfigError, MismatchError
+from securedd.evaluate.protocols import EvalHints, SGDHints
 from securedd.registry import Registry
 
 __all__ = [
@@ -288,16 +289,21 @@ class IDCMethod(Method):
     def optimizer(self, syn: SyntheticSet) -> torch.optim.Optimizer:
         return torch.optim.SGD([syn.images], lr=self.lr_normalised, momentum=self.params.momentum_img)
 
+    def eval_hints(self) -> EvalHints:
+        """The ``sgd`` protocol with IDC's CutMix and augmentation (the reference's evaluation)."""
+        ctx, p = self.ctx, self.params
+        strategy = p.eval_dsa_strategy or (
+            _without(ctx.spec.dsa_strategy, "cutout") if p.eval_cutmix > 0 else ctx.spec.dsa_strategy)
+        return EvalHints("sgd", SGDHints(cutmix_prob=p.eval_cutmix, cutmix_beta=p.cutmix_beta, dsa_strategy=strategy))
+
     def artifact_metadata(self) -> dict[str, Any]:
         ctx, p = self.ctx, self.params
         per = p.factor * p.factor
-        strategy = p.eval_dsa_strategy or (
-            _without(ctx.spec.dsa_strategy, "cutout") if p.eval_cutmix > 0 else ctx.spec.dsa_strategy)
         return {
+            **super().artifact_metadata(),
             "decoder": {"kind": "tiles", "factor": p.factor, "images_per_stored": per,
                         "stored_ipc": ctx.ipc, "decoded_ipc": ctx.ipc * per,
                         "decoded_images": ctx.ipc * per * ctx.spec.num_classes},
-            "evaluation": {"cutmix_prob": p.eval_cutmix, "cutmix_beta": p.cutmix_beta, "dsa_strategy": strategy},
         }
 
     clamp_images = True  # the loop's iterations clamp in place; loss_function's replays do not
@@ -332,6 +338,7 @@ class IDCMethod(Method):
 
     def train_net(self, net: torch.nn.Module, opt: torch.optim.Optimizer) -> None:
         """Train ``net`` on about ``net_data`` real images (augmented, CutMix)."""
+        # not training.train_model: random batches of the whole split, and the optimiser lives across iterations
         p, gen = self.params, self.ctx.generator("idc/net_train")
         net.train()
         for _ in range(math.ceil(p.net_data / p.batch_real)):

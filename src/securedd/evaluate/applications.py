@@ -35,8 +35,9 @@ from securedd.artifacts import Artifact
 from securedd.data.sampler import ClassBalancedSampler
 from securedd.data.spec import RealData
 from securedd.errors import MismatchError
-from securedd.evaluate.train_eval import TrainSettings, inference_batch, replay_steps, score_model, train_model
+from securedd.evaluate.protocols import EvalHints, ReplayHints
 from securedd.rng import make_generator
+from securedd.training import TrainSettings, inference_batch, replay_steps, score_model, train_model
 
 __all__ = ["FIXED_LRS", "ApplicationReport", "Arm", "adaptation_report", "poison_scores", "poisoning_report"]
 
@@ -103,16 +104,14 @@ def poison_scores(model: torch.nn.Module, test: RealData, attacked: int, target:
             "accuracy_wrt_incorrect_labels": float((preds == wrong).float().mean() * 100)}
 
 
-def _held_out(art: Artifact) -> list[torch.nn.Module]:
-    """The pool's held-out networks, each loaded (and checked) once."""
-    from securedd.api import replay_setup
-
-    hints = art.metadata.get("evaluation", {})
-    if hints.get("init") != "pool":
+def _held_out(art: Artifact) -> tuple[list[torch.nn.Module], ReplayHints]:
+    """The pool's held-out networks, each loaded (and checked) once, and the set's replay hints."""
+    hints = EvalHints.of(art)
+    nets = hints.get_protocol().held_out_networks(hints, art.spec)
+    if nets is None or not isinstance(hints.fields, ReplayHints):
         raise MismatchError("this set was not distilled on a network pool (method.init=pool): the applications "
                             "adapt or attack trained networks; distil with `securedd adapt` or `securedd poison`")
-    models, runs, network = replay_setup(hints, art.spec, None, 0, seed=0)
-    return [network(models[0], run) for run in range(runs)]
+    return nets, hints.fields
 
 
 def _random_real(real: RealData, ipc: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -163,8 +162,8 @@ def adaptation_report(art: Artifact, test: RealData, real: RealData, *, finetune
         finetune_epochs: epochs of SGD (lr 0.01, momentum 0.9) on all of ``real`` for the
             "train on the full target data" baseline; 0 leaves that arm out.
     """
-    nets = _held_out(art)
-    k, steps, ipc = test.spec.num_classes, int(art.metadata["evaluation"]["steps"]), len(art.images) // test.spec.num_classes
+    nets, replay = _held_out(art)
+    k, steps, ipc = test.spec.num_classes, replay.steps, len(art.images) // test.spec.num_classes
     x, y = _random_real(real, ipc, seed)
     updates: dict[str, Callable] = {
         "no adaptation": lambda net: None,
@@ -192,13 +191,13 @@ def poisoning_report(art: Artifact, test: RealData, real: RealData, *, seed: int
         test: the test split the metrics are measured on; ``real``: the training split the
             baseline's random real images come from.
     """
-    hints = art.metadata.get("evaluation", {})
-    if "relabel" not in hints:
+    fields = EvalHints.of(art).fields
+    if not isinstance(fields, ReplayHints) or fields.relabel is None:
         raise MismatchError("this set was not distilled as a poisoning attack: distil with method.relabel=K:T "
                             "(`securedd poison --attack K:T`)")
-    attacked, target = (int(v) for v in hints["relabel"])
-    nets = _held_out(art)
-    k, steps, ipc = test.spec.num_classes, int(hints["steps"]), len(art.images) // test.spec.num_classes
+    attacked, target = fields.relabel
+    nets, replay = _held_out(art)
+    k, steps, ipc = test.spec.num_classes, replay.steps, len(art.images) // test.spec.num_classes
     x, y = _random_real(real, ipc, seed)
     y = torch.where(y == attacked, target, y)  # real images with incorrect labels
     updates: dict[str, Callable] = {

@@ -2,7 +2,9 @@
 
 SGD (lr 0.01 or the learned lr, momentum 0.9, weight decay 5e-4), batch 256, 1000 epochs
 with DSA or 300 without, the lr divided by 10 once at half-way, and one test at the end:
-final accuracy only, never the best on test.
+final accuracy only, never the best on test. The training itself lives in
+:mod:`securedd.training`; how a distilled set asks to be trained (plain SGD, or a learned
+schedule replayed) is its protocol (:mod:`securedd.evaluate.protocols`).
 """
 
 from __future__ import annotations
@@ -16,157 +18,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from securedd.data.augment import DSA
-from securedd.data.mix import CutMix
 from securedd.data.spec import RealData
-from securedd.data.steps import step_plan
 from securedd.errors import MismatchError
 from securedd.evaluate.fairness import class_variance
 from securedd.models import create_model
-from securedd.models.pieces import has_batch_norm, num_pieces
 from securedd.rng import make_generator
+from securedd.training import ModelScore, TrainSettings, replay_steps, score_model, train_model
 
-__all__ = ["ArchReport", "EvalReport", "ModelScore", "TrainSettings", "evaluate_set", "inference_batch", "score_model",
-           "soft_label_loss", "train_model"]
+__all__ = ["ArchReport", "EvalReport", "evaluate_set"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """How a fresh model is trained on a (small) set.
-
-    ``cutmix_prob`` > 0 mixes a batch with CutMix with that probability (after DSA), as
-    IDC's evaluation does; 0 (the default) leaves training exactly as without it.
-    ``chunk``: a batch's gradient is summed over pieces of at most this many images (0:
-    whole batches), the same gradient up to float rounding and faster on a CPU; models with
-    batch norm, and CutMix batches, always go through whole.
-    """
-
-    epochs: int = 1000
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    batch_size: int = 256
-    dsa_strategy: str | None = None  # None: no augmentation
-    cutmix_prob: float = 0.0
-    cutmix_beta: float = 1.0
-    chunk: int = 16
-
-
-@dataclass(frozen=True)
-class ModelScore:
-    """One trained model's result on the test split."""
-
-    accuracy: float  # %
-    loss: float
-    per_class_accuracy: torch.Tensor  # (K,) %
-    per_class_loss: torch.Tensor  # (K,)
-    seconds: float = 0.0
-
-
-def soft_label_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy against hard labels (N,) or against target distributions (N, K)."""
-    if targets.is_floating_point():  # soft labels: target distributions
-        return -(targets * F.log_softmax(logits, dim=1)).sum(1).mean()
-    return F.cross_entropy(logits, targets)
-
-
-def train_model(
-    model: torch.nn.Module,
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    settings: TrainSettings,
-    generator: torch.Generator,
-) -> torch.nn.Module:
-    """Train ``model`` in place on ``images`` (N, C, H, W) and ``labels`` (hard or soft)."""
-    opt = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=settings.momentum,
-                          weight_decay=settings.weight_decay)
-    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[max(1, settings.epochs // 2)], gamma=0.1)
-    dsa = DSA(settings.dsa_strategy) if settings.dsa_strategy else None
-    cutmix = CutMix(settings.cutmix_prob, settings.cutmix_beta) if settings.cutmix_prob > 0 else None
-    n = images.shape[0]
-    chunk = 0 if has_batch_norm(model) or cutmix is not None else settings.chunk
-    model.train()
-    for _ in range(settings.epochs):
-        order = torch.randperm(n, generator=generator, device=generator.device).to(images.device)
-        for start in range(0, n, settings.batch_size):
-            index = order[start : start + settings.batch_size]
-            x = images[index]
-            if dsa is not None:
-                x = dsa(x, generator)
-            opt.zero_grad(set_to_none=True)
-            if cutmix is not None:
-                mixed = cutmix(x, labels[index], generator)
-                mixed.loss(model(mixed.images), soft_label_loss).backward()
-            else:
-                pieces = num_pieces(len(x), chunk)
-                for xs, ys in zip(x.tensor_split(pieces), labels[index].tensor_split(pieces), strict=True):
-                    (soft_label_loss(model(xs), ys) * (len(xs) / len(x))).backward()
-            opt.step()
-        sched.step()
-    return model
-
-
-def replay_steps(
-    model: torch.nn.Module,
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    lrs: torch.Tensor,
-    steps: int,
-    num_classes: int,
-) -> torch.nn.Module:
-    """Apply a learned per-step schedule (DD) to ``model`` in place.
-
-    ``images`` are class-major; GD step ``i`` takes block ``i % steps`` of every class's
-    images (:func:`~securedd.data.steps.step_plan`) with learning rate ``lrs[i]``, so
-    ``len(lrs) / steps`` epochs run with the images tied across them.
-    """
-    n = images.shape[0]
-    if n % num_classes or (n // num_classes) % steps or len(lrs) % steps:
-        raise MismatchError(f"{n} images of {num_classes} classes and {len(lrs)} learning rates do not make "
-                            f"{steps} equal steps per epoch")
-    plan = step_plan(num_classes, n // num_classes, steps, len(lrs) // steps, device=images.device)
-    model.train()
-    for index, lr in zip(plan, lrs.tolist(), strict=True):
-        loss = soft_label_loss(model(images[index]), labels[index])
-        grads = torch.autograd.grad(loss, list(model.parameters()))
-        with torch.no_grad():
-            for p, g in zip(model.parameters(), grads, strict=True):
-                p.sub_(lr * g)
-    return model
-
-
-def inference_batch(images: torch.Tensor) -> int:
-    """The batch size for forward passes without gradients over ``images``.
-
-    64 on a CPU, where activations that stay in cache make ResNet-18 on MNIST about twice
-    as fast as in batches of 2048 (ConvNet-3 likewise); 2048 on an accelerator.
-    """
-    return 64 if images.device.type == "cpu" else 2048
-
-
-@torch.no_grad()
-def score_model(model: torch.nn.Module, test: RealData, batch_size: int | None = None) -> ModelScore:
-    """Accuracy and loss on ``test``, overall and per class (batches of :func:`inference_batch` by default)."""
-    model.eval()
-    batch_size = batch_size or inference_batch(test.images)
-    k = test.spec.num_classes
-    losses, correct = [], []
-    for start in range(0, len(test), batch_size):
-        logits = model(test.images[start : start + batch_size])
-        y = test.labels[start : start + batch_size]
-        losses.append(F.cross_entropy(logits, y, reduction="none"))
-        correct.append((logits.argmax(1) == y).double())
-    loss, hit = torch.cat(losses).double().cpu(), torch.cat(correct).cpu()
-    labels = test.labels.cpu()
-    counts = torch.bincount(labels, minlength=k).double().clamp_min(1)
-    per_acc = torch.zeros(k, dtype=torch.float64).index_add_(0, labels, hit) / counts * 100
-    per_loss = torch.zeros(k, dtype=torch.float64).index_add_(0, labels, loss) / counts
-    return ModelScore(float(hit.mean() * 100), float(loss.mean()), per_acc, per_loss)
 
 
 @dataclass

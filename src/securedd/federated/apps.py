@@ -33,7 +33,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from securedd.artifacts import Artifact, atomic_write_bytes, save_artifact
+from securedd.artifacts import Artifact, save_artifact
 from securedd.config import RunConfig, config_from_dict, config_to_dict
 from securedd.data import dataset_spec, load_dataset
 from securedd.data.spec import RealData
@@ -46,6 +46,7 @@ from securedd.federated.client import check_federated, local_update
 from securedd.federated.doorping import Doorping, arm
 from securedd.federated.shards import make_shards
 from securedd.rng import make_generator, torch_threads
+from securedd.store import atomic_write_bytes
 
 __all__ = ["FederationSettings", "Reply", "client_shard", "client_train", "initial_images", "make_client_app",
            "make_server_app", "run_federation", "run_in_process", "run_server", "serve"]

@@ -35,8 +35,8 @@ import torch.nn.functional as F
 from securedd.data.spec import DatasetSpec, RealData
 from securedd.distill.hooks import Hooks
 from securedd.errors import ConfigError
-from securedd.evaluate.train_eval import inference_batch
 from securedd.rng import make_generator
+from securedd.training import inference_batch
 
 if TYPE_CHECKING:
     from securedd.distill.base import DistillContext

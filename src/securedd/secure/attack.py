@@ -32,10 +32,11 @@ from skimage.metrics import structural_similarity
 from securedd.artifacts import Artifact
 from securedd.data.spec import RealData
 from securedd.errors import ConfigError, MismatchError
-from securedd.evaluate.train_eval import replay_steps, score_model, soft_label_loss
+from securedd.evaluate.protocols import EvalHints
 from securedd.models.init import INIT_SCHEMES
 from securedd.models.registry import MODELS
 from securedd.secure.keys import TargetKey
+from securedd.training import score_model, soft_label_loss
 
 __all__ = ["DEFAULT_BUDGET", "DEFAULT_SEEDS", "AttackReport", "Candidate", "candidate_keys", "fitting_models",
            "key_search", "replay_key", "resemblance", "trained_network"]
@@ -121,14 +122,13 @@ def candidate_keys(models: list[str], seeds_per_model: int, budget: int, seed: i
 
 
 def trained_network(art: Artifact, key: TargetKey) -> torch.nn.Module:
-    """``key``'s network after the artifact's learned GD steps: what the receiver of a SecDD set gets."""
-    hints = art.metadata.get("evaluation") or {}
-    if hints.get("protocol") != "replay" or art.lrs is None:
-        raise MismatchError(f"{art.path or 'the artifact'} holds no learned GD schedule to replay (method "
-                            f"'{art.method}'); keys apply to DD, SLDD and SecDD sets")
-    spec = art.spec
-    net = key.network(spec.shape, spec.num_classes)
-    return replay_steps(net, art.images, art.labels, art.lrs, int(hints["steps"]), spec.num_classes)
+    """``key``'s network after the artifact's learned GD steps: what the receiver of a SecDD set gets.
+
+    Raises:
+        MismatchError: the artifact holds no learned GD schedule (keys apply to DD, SLDD and SecDD sets).
+    """
+    hints = EvalHints.of(art)
+    return hints.get_protocol().apply_schedule(key.network(art.spec.shape, art.spec.num_classes), art, hints)
 
 
 def replay_key(art: Artifact, key: TargetKey, test: RealData) -> Candidate:

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import torch
 
-from securedd.artifacts import atomic_write_bytes
 from securedd.errors import ConfigError
 from securedd.models.init import INIT_SCHEMES, seeded_network
 from securedd.models.registry import MODELS
+from securedd.store import atomic_write_bytes
 
 __all__ = ["KEY_FORMAT", "TargetKey", "load_key", "new_key", "save_key"]
 

@@ -26,8 +26,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from securedd.artifacts import atomic_write_bytes
 from securedd.errors import ArtifactError, ConfigError
+from securedd.store import atomic_write_bytes
 
 __all__ = ["fingerprint", "generate_signing_keys", "load_private_key", "load_public_key", "sign_artifact",
            "signature_path", "verify_artifact"]

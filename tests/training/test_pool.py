@@ -9,7 +9,7 @@ import torch
 
 from securedd.data.spec import DatasetSpec
 from securedd.errors import ArtifactError, MismatchError
-from securedd.models.pool import load_pool, train_pool
+from securedd.training.pool import load_pool, train_pool
 
 
 def test_pool_trains_verifies_and_resumes(tmp_path: Path, digits_train):
@@ -30,6 +30,21 @@ def test_pool_trains_verifies_and_resumes(tmp_path: Path, digits_train):
         load_pool(folder).network(1)
     with pytest.raises(MismatchError, match="not a network pool"):
         load_pool(tmp_path)
+    (folder / "net_000.safetensors").unlink()
+    with pytest.raises(ArtifactError, match=r"net_000\.safetensors: pool network file is missing.*securedd pool"):
+        load_pool(folder).network(0)
+
+
+def test_a_pool_manifest_written_before_the_store_still_loads(tmp_path: Path, digits_train):
+    import json
+
+    folder = train_pool("convnet_tiny", digits_train, tmp_path / "p", count=1, epochs=1, progress=False)
+    manifest = json.loads((folder / "pool.json").read_text())
+    (folder / "pool.json").write_text(json.dumps(manifest, indent=1))  # the earlier layout: insertion order, no newline
+    assert load_pool(folder).network(0) is not None
+    (folder / "pool.json").write_text(json.dumps({**manifest, "format": "other"}))
+    with pytest.raises(ArtifactError, match="pool.json: not a manifest of this kind"):
+        load_pool(folder)
 
 
 def test_pool_for_another_datasets_shape(tmp_path: Path, digits_train):

@@ -4,7 +4,8 @@ DD can learn images for networks that are already trained (a "pool of pretrained
 networks"), e.g. trained on a source dataset and to be adapted to a target one. A pool is
 a folder of ``net_000.safetensors`` ... files and a ``pool.json`` manifest (architecture,
 the dataset trained on, the image shape the networks take, training settings, and a
-SHA-256 per file, checked on load). Training resumes: networks already on disk are kept.
+SHA-256 per file, checked on load): a :class:`~securedd.store.HashedStore`. Training
+resumes: networks already on disk are kept.
 
 Example:
     >>> import tempfile
@@ -18,8 +19,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,16 +28,26 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from tqdm.auto import tqdm
 
-from securedd.artifacts import atomic_write_bytes
 from securedd.data.convert import convert_images
 from securedd.data.spec import DatasetSpec, RealData
-from securedd.errors import ArtifactError, MismatchError
+from securedd.errors import MismatchError
 from securedd.models.registry import create_model
 from securedd.rng import make_generator
+from securedd.store import HashedStore
+from securedd.training.loop import train_model
+from securedd.training.settings import TrainSettings
 
-__all__ = ["POOL_FORMAT", "NetworkPool", "load_pool", "train_pool"]
+__all__ = ["POOL_FORMAT", "NetworkPool", "load_pool", "pool_store", "train_pool"]
 
 POOL_FORMAT = "securedd-network-pool/1"
+MANIFEST = "pool.json"
+
+
+def pool_store(folder: str | Path) -> HashedStore:
+    """The pool folder ``folder`` as a hashed store (its ``pool.json`` lists every network file)."""
+    return HashedStore(folder, MANIFEST, format_fields={"format": POOL_FORMAT}, what="pool network file",
+                       fix="rerun `securedd pool` with the same --out to retrain it",
+                       remake="delete the folder and make the pool again with `securedd pool`")
 
 
 @dataclass(frozen=True)
@@ -54,17 +63,19 @@ class NetworkPool:
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        return tuple(self.manifest["shape"])  # type: ignore[return-value]
+        return tuple(self.manifest["shape"])
 
     def __len__(self) -> int:
         return len(self.manifest["files"])
 
     def network(self, i: int, device: str | torch.device = "cpu") -> torch.nn.Module:
-        """Member ``i``, its file checked against the manifest's SHA-256."""
+        """Member ``i``, its file checked against the manifest's SHA-256.
+
+        Raises:
+            ArtifactError: the file is missing or not the one the manifest records.
+        """
         entry = self.manifest["files"][i]
-        data = (self.folder / entry["name"]).read_bytes()
-        if hashlib.sha256(data).hexdigest() != entry["sha256"]:
-            raise ArtifactError(f"{self.folder / entry['name']}: SHA-256 mismatch with pool.json: the file changed")
+        data = pool_store(self.folder).read_file(str(entry["name"]), entry.get("sha256"))
         net = create_model(self.model, self.shape, int(self.manifest["num_classes"]))
         net.load_state_dict(st_load(data))
         return net.to(device)
@@ -78,20 +89,18 @@ def train_pool(model: str, train: RealData, folder: str | Path, *, count: int, e
     ``target``: train on ``train``'s images converted to another dataset's shape and
     normalisation, so the networks take that dataset's images (domain adaptation).
     """
-    from securedd.evaluate.train_eval import TrainSettings, train_model
-
     if count < 1 or epochs < 1:
         raise MismatchError(f"a pool needs count >= 1 and epochs >= 1; got count={count}, epochs={epochs}")
     folder = Path(folder)
     spec = target or train.spec
     images = convert_images(train.images, train.spec, spec) if target is not None else train.images
-    manifest_path = folder / "pool.json"
+    store = pool_store(folder)
     settings = {"model": model, "dataset": train.spec.name, "shape": list(spec.shape),
                 "num_classes": train.spec.num_classes, "epochs": epochs, "lr": lr, "batch_size": batch_size,
                 "seed": seed, "spec": spec.to_dict()}
     files: list[dict[str, str]] = []
-    if manifest_path.is_file():
-        old = json.loads(manifest_path.read_text())
+    old = store.read_manifest()
+    if old is not None:
         if {k: old.get(k) for k in settings} != settings:
             raise MismatchError(f"{folder} holds a pool made with other settings; use another folder")
         files = old["files"]
@@ -103,20 +112,20 @@ def train_pool(model: str, train: RealData, folder: str | Path, *, count: int, e
         train_model(net, images, train.labels, TrainSettings(epochs=epochs, lr=lr, batch_size=batch_size), gen)
         data = st_save({k: v.detach().contiguous() for k, v in net.state_dict().items()})
         name = f"net_{i:03d}.safetensors"
-        atomic_write_bytes(folder / name, data)
-        files.append({"name": name, "sha256": hashlib.sha256(data).hexdigest()})
-        manifest = {"format": POOL_FORMAT, **settings, "files": files}
-        atomic_write_bytes(manifest_path, json.dumps(manifest, indent=1).encode())
+        files.append({"name": name, "sha256": store.write_file(name, data)})
+        store.write_manifest({"format": POOL_FORMAT, **settings, "files": files})
     return folder
 
 
 def load_pool(folder: str | Path) -> NetworkPool:
-    """Read a pool's manifest, with a clear error when the folder is not a pool."""
+    """Read a pool's manifest, with a clear error when the folder is not a pool.
+
+    Raises:
+        MismatchError: the folder holds no ``pool.json``.
+        ArtifactError: its ``pool.json`` is unreadable or not a pool manifest.
+    """
     folder = Path(folder)
-    path = folder / "pool.json"
-    if not path.is_file():
-        raise MismatchError(f"{folder} is not a network pool (no pool.json); make one with `securedd pool`")
-    manifest = json.loads(path.read_text())
-    if manifest.get("format") != POOL_FORMAT:
-        raise MismatchError(f"{path}: format {manifest.get('format')!r}, expected '{POOL_FORMAT}'")
+    manifest = pool_store(folder).read_manifest()
+    if manifest is None:
+        raise MismatchError(f"{folder} is not a network pool (no {MANIFEST}); make one with `securedd pool`")
     return NetworkPool(folder, manifest)
