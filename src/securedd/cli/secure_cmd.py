@@ -11,8 +11,7 @@ import torch
 from securedd.api import evaluate
 from securedd.artifacts import atomic_write_bytes, load_artifact
 from securedd.cli.common import add_data_flags, echo, examples
-from securedd.secure.attack import trained_network
-from securedd.secure.keys import load_key
+from securedd.secure.keys import load_key, trained_network
 from securedd.secure.signing import generate_signing_keys, sign_artifact, signature_path, verify_artifact
 
 

@@ -22,12 +22,13 @@ from pathlib import Path
 
 import torch
 
-from securedd.artifacts import atomic_write_bytes
-from securedd.errors import ConfigError
+from securedd.artifacts import Artifact, atomic_write_bytes
+from securedd.errors import ConfigError, MismatchError
+from securedd.evaluate.train_eval import replay_steps
 from securedd.models.init import INIT_SCHEMES, seeded_network
 from securedd.models.registry import MODELS
 
-__all__ = ["KEY_FORMAT", "TargetKey", "load_key", "new_key", "save_key"]
+__all__ = ["KEY_FORMAT", "TargetKey", "load_key", "new_key", "save_key", "trained_network"]
 
 KEY_FORMAT = "securedd-target-key/1"
 
@@ -77,3 +78,14 @@ def load_key(path: str | Path) -> TargetKey:
                           f"'{KEY_FORMAT}', model and seed") from None
     MODELS.get(key.model)
     return key
+
+
+def trained_network(art: Artifact, key: TargetKey) -> torch.nn.Module:
+    """``key``'s network after the artifact's learned GD steps: what the receiver of a SecDD set gets."""
+    hints = art.metadata.get("evaluation") or {}
+    if hints.get("protocol") != "replay" or art.lrs is None:
+        raise MismatchError(f"{art.path or 'the artifact'} holds no learned GD schedule to replay (method "
+                            f"'{art.method}'); keys apply to DD, SLDD and SecDD sets")
+    spec = art.spec
+    net = key.network(spec.shape, spec.num_classes)
+    return replay_steps(net, art.images, art.labels, art.lrs, int(hints["steps"]), spec.num_classes)
