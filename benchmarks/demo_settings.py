@@ -57,11 +57,11 @@ def _score(art, test, eval_cfg) -> dict:
 
 def run_case(case: str, train, test, eval_cfg) -> dict:
     from securedd.api import distill
+    from securedd.attacks.key_search import replay_key
     from securedd.config import DataConfig, RunConfig, apply_overrides
     from securedd.demo import FEDERATED_DEMO, SECDD_DEMO, federated_settings
     from securedd.federated.apps import run_in_process
     from securedd.secure import TargetKey, save_key
-    from securedd.secure.attack import replay_key
 
     name, options = _options(case)
     base = RunConfig(data=DataConfig("digits"))

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from securedd.audit.robustness import DEFAULT_EPSILONS, deepfool_accuracy
+from securedd.attacks.robustness import DEFAULT_EPSILONS, deepfool_accuracy
 from securedd.data import load_dataset
 from securedd.models import create_model
 from securedd.training import TrainSettings, score_model, train_model

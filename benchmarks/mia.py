@@ -121,11 +121,11 @@ def _train(images, labels, spec, seed: int, *, steps: int | None = None, epochs:
 
 
 def _attack(scores_in, scores_out) -> dict:
-    from securedd.audit.mia import AttackResult
+    from securedd.attacks.membership import MembershipResult
 
     scores = np.r_[scores_in, scores_out]
     members = np.r_[np.ones(len(scores_in), bool), np.zeros(len(scores_out), bool)]
-    return AttackResult("", scores, members).to_dict()
+    return MembershipResult("", scores, members).to_dict()
 
 
 def _mean_std(rows: list[dict], key: str) -> list[float]:
@@ -137,7 +137,7 @@ def study_cell(args, method: str, origin: int, init: str, classes: int) -> dict:
     """Distil from ``origin`` members per class, attack ``--models`` targets (and LiRA)."""
     import torch
 
-    from securedd.audit.mia import LiraShadows, loss_scores, query_confidence, run_lira
+    from securedd.attacks.membership import LiraShadows, loss_scores, query_confidence, run_lira
     from securedd.data import load_dataset
     from securedd.rng import make_generator
 
@@ -191,7 +191,7 @@ def overfit_cell(args) -> dict:
     """LiRA vs the threshold attack on an over-fit network trained on half of a real pool."""
     import torch
 
-    from securedd.audit.mia import AttackResult, logit_confidence, loss_scores, run_lira
+    from securedd.attacks.membership import MembershipResult, logit_confidence, loss_scores, run_lira
     from securedd.data import load_dataset
     from securedd.rng import make_generator
 
@@ -212,9 +212,9 @@ def overfit_cell(args) -> dict:
     shadows = run_lira(pipeline, pool, args.shadows, make_generator(args.seed, "mia", "overfit-lira"))
     truth = inside.numpy()
     phi = logit_confidence(target, pool)
-    attacks = {"threshold": AttackResult("loss threshold", loss_scores(target, pool).numpy(), truth),
-               "lira_online": AttackResult("LiRA online", shadows.scores(phi, online=True), truth),
-               "lira_offline": AttackResult("LiRA offline", shadows.scores(phi, online=False), truth)}
+    attacks = {"threshold": MembershipResult("loss threshold", loss_scores(target, pool).numpy(), truth),
+               "lira_online": MembershipResult("LiRA online", shadows.scores(phi, online=True), truth),
+               "lira_offline": MembershipResult("LiRA offline", shadows.scores(phi, online=False), truth)}
     out = {name: res.to_dict() for name, res in attacks.items()}
     out["roc"] = {name: {"fpr": res.fpr[:: max(1, len(res.fpr) // 400)].round(6).tolist(),
                          "tpr": res.tpr[:: max(1, len(res.fpr) // 400)].round(6).tolist()}

@@ -49,10 +49,7 @@ def run(iterations: int, extra: list[str], seeds: int, arch_seeds: int, data_roo
         folder: Path, holder_only: bool = False) -> dict:
     from securedd.api import distill
     from securedd.artifacts import load_artifact
-    from securedd.config import apply_overrides
-    from securedd.data import load_dataset
-    from securedd.presets import find_preset
-    from securedd.secure.attack import (
+    from securedd.attacks.key_search import (
         DEFAULT_BUDGET,
         DEFAULT_SEEDS,
         candidate_keys,
@@ -61,6 +58,9 @@ def run(iterations: int, extra: list[str], seeds: int, arch_seeds: int, data_roo
         replay_key,
         resemblance,
     )
+    from securedd.config import apply_overrides
+    from securedd.data import load_dataset
+    from securedd.presets import find_preset
     from securedd.secure.keys import TargetKey, load_key
     from securedd.secure.signing import generate_signing_keys, sign_artifact, verify_artifact
     from securedd.visualize import save_neighbour_grid

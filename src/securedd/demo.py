@@ -202,8 +202,8 @@ def demo_key_seed(seed: int) -> int:
 
 def _secdd_round_trip(s: _Section, result: DemoResult, floor: dict[str, Any]) -> list[dict[str, Any]]:
     """Section 3. Sender: SecDD, signed. Receiver: verify, train the key's network. Others: wrong keys."""
+    from securedd.attacks.key_search import replay_key
     from securedd.secure import TargetKey, generate_signing_keys, save_key, sign_artifact, verify_artifact
-    from securedd.secure.attack import replay_key
 
     key_path = s.out / "target.key"
     key = TargetKey("convnet_tiny", demo_key_seed(s.seed))

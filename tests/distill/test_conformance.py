@@ -10,7 +10,10 @@ IPC 2) with a tiny model (``convnet_tiny``) for two iterations:
 - a float64 ``gradcheck`` of the first loss with respect to a one-image-per-class set
   (through :meth:`Method.loss_function`, which rewinds the run's generators on every call);
 - a run stopped by Ctrl-C (SIGINT) mid-way writes a checkpoint, and resuming it gives the
-  same artifact bytes as an uninterrupted run.
+  same artifact bytes as an uninterrupted run;
+- a method that matches a real signal (what federation needs) passes it, its networks and
+  its real batches through the run's hooks: no-op hooks leave the set bit-identical, a
+  hook that changes the signal changes the set, and a run starts from a given set.
 
 Methods with zero iterations (coresets: the selection is the result) run the checks that
 apply to them: class balance, determinism and the artifact round trip.
@@ -34,7 +37,8 @@ from securedd.api import distill
 from securedd.artifacts import load_artifact
 from securedd.config import RunConfig, apply_overrides
 from securedd.data.spec import RealData
-from securedd.distill import METHODS, DistillContext, run_method
+from securedd.distill import METHODS, DistillContext, SyntheticSet, run_method
+from securedd.distill.hooks import SIGNAL_KINDS, Hooks, RealSignal
 from securedd.errors import Interrupted
 
 _GRADIENT_MATCHING = ["method.batch_real=16", "method.outer_loop=2", "method.inner_loop=1"]
@@ -169,3 +173,47 @@ def test_ctrl_c_mid_run_then_resume_gives_the_uninterrupted_artifact(method, cfg
     assert signal.getsignal(signal.SIGINT) is before
     distill(config, out=part, real=digits_train, progress=False, resume=True)
     assert part.read_bytes() == full.read_bytes() and not ckpt.exists()
+
+
+SIGNALLING = [name for name in ALL if METHODS.get(name).real_signal_kind is not None]
+
+
+class _Probe(Hooks):
+    """Counts what passes through the hooks; with ``scale``, scales the real signal on its way to the match."""
+
+    def __init__(self, scale: float | None = None) -> None:
+        self.scale, self.kinds, self.networks, self.batches = scale, set(), 0, 0
+
+    def network(self, net: torch.nn.Module) -> None:
+        self.networks += 1
+
+    def real_batch(self, c: int, batch: torch.Tensor) -> torch.Tensor:
+        self.batches += 1
+        return batch
+
+    def real_signal(self, signal: RealSignal) -> RealSignal:
+        self.kinds.add(signal.kind)
+        if self.scale is None:
+            return signal
+        return signal.with_values(tuple(v * self.scale for v in signal.values))
+
+
+def test_the_methods_that_match_a_real_signal_include_the_federated_ones():
+    assert {"dc", "dsa", "dm"} <= set(SIGNALLING)
+    assert all(METHODS.get(name).real_signal_kind in SIGNAL_KINDS for name in SIGNALLING)
+
+
+@pytest.mark.parametrize("method", SIGNALLING)
+def test_the_real_signal_passes_through_the_hooks_and_a_round_runs_from_a_given_set(method, cfg, digits_train):
+    config = cfg(method)
+    plain = run_method(config, digits_train, progress=False).synthetic.images
+    probe = _Probe()
+    watched = run_method(config, digits_train, progress=False, hooks=probe).synthetic.images
+    assert torch.equal(plain, watched)  # hooks that change nothing change nothing, bit for bit
+    assert probe.kinds == {METHODS.get(method).real_signal_kind} and probe.networks >= 2 and probe.batches >= 20
+    scaled = run_method(config, digits_train, progress=False, hooks=_Probe(scale=0.5)).synthetic.images
+    assert not torch.equal(plain, scaled)  # the match uses the signal the hooks hand it
+    start = SyntheticSet(torch.zeros_like(plain), torch.arange(10).repeat_interleave(2))
+    one = run_method(apply_overrides(config, ["method.iterations=1"]), digits_train, progress=False,
+                     initial=start).synthetic
+    assert torch.equal(start.images, torch.zeros_like(plain)) and not torch.equal(one.images, start.images)

@@ -35,8 +35,9 @@ import torch
 
 from securedd.api import evaluate
 from securedd.artifacts import Artifact, load_artifact
-from securedd.audit.mia import AttackResult, loss_scores
-from securedd.audit.robustness import DEFAULT_EPSILONS, check_budgets, deepfool_accuracy, require_foolbox
+from securedd.attacks.membership import MembershipResult as AttackResult
+from securedd.attacks.membership import loss_scores
+from securedd.attacks.robustness import DEFAULT_EPSILONS, check_budgets, deepfool_accuracy, require_foolbox
 from securedd.config import EvalConfig
 from securedd.data import load_dataset
 from securedd.data.spec import RealData
@@ -232,7 +233,7 @@ def run_audit(artifact: str | Path | Artifact, config: AuditConfig = AuditConfig
     """Run ``config.stages`` on the artifact (see the module text) and return the findings."""
     from tqdm.auto import tqdm
 
-    from securedd.secure.attack import fitting_models, resemblance
+    from securedd.attacks.key_search import fitting_models, resemblance
 
     if "robustness" in config.stages:
         require_foolbox()  # fail before the long stages, not after them

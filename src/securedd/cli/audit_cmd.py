@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from securedd.audit.robustness import DEFAULT_EPSILONS, NORMS
+from securedd.attacks.robustness import DEFAULT_EPSILONS, NORMS
 from securedd.audit.suite import DEFAULT_MODELS, STAGES, AuditConfig
 from securedd.cli.common import add_data_flags, echo, examples
 from securedd.errors import ConfigError

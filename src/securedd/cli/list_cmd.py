@@ -1,24 +1,36 @@
-"""``securedd list methods|models|datasets|presets``."""
+"""``securedd list methods|models|datasets|attacks|presets``."""
 
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
+from securedd.attacks import ATTACKS
 from securedd.cli.common import echo, examples
 from securedd.data import DATASETS
 from securedd.distill import METHODS
 from securedd.models import MODELS
 from securedd.presets import list_presets
+from securedd.registry import Registry
 
-KINDS = {"methods": METHODS, "models": MODELS, "datasets": DATASETS}
+# Each registry listed by name, with the first line of its entries' docstrings.
+KINDS: dict[str, Registry[Any]] = {
+    "methods": METHODS,
+    "models": MODELS,
+    "datasets": DATASETS,
+    "attacks": ATTACKS,
+    # "defences": the defences' registry goes here once it exists
+}
 CHOICES = (*KINDS, "presets")
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("list", help="show what is registered",
-                       description="Show registered methods, models or datasets, or the shipped method presets.",
+                       description="Show registered methods, models, datasets or attacks, or the shipped method "
+                                   "presets.",
                        epilog=examples("securedd list methods", "securedd list models", "securedd list datasets",
-                                       "securedd list presets", "securedd list presets --method dsa"),
+                                       "securedd list attacks", "securedd list presets",
+                                       "securedd list presets --method dsa"),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("what", choices=sorted(CHOICES), help="what to list")
     p.add_argument("--method", help="with presets: only this method's")

@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
             "securedd distill --dataset mnist --method secdd --ipc 1 method.key=target.key --out secret.safetensors",
             "securedd keygen --out sender && securedd sign secret.safetensors --private sender.pem",
             "securedd train secret.safetensors --key target.key --public sender.pub.pem",
+            "securedd list attacks",
             "securedd attack key-search secret.safetensors --budget 60",
             "securedd audit digits.safetensors --runs 2",
         ),

@@ -10,8 +10,8 @@ import torch
 
 from securedd.api import evaluate
 from securedd.artifacts import load_artifact
+from securedd.attacks.key_search import trained_network
 from securedd.cli.common import add_data_flags, echo, examples
-from securedd.secure.attack import trained_network
 from securedd.secure.keys import load_key
 from securedd.secure.signing import generate_signing_keys, sign_artifact, signature_path, verify_artifact
 from securedd.store import atomic_write_bytes

@@ -50,7 +50,7 @@ from securedd.training import TrainSettings, eval_settings, replay_steps
 from securedd.training.pool import load_pool
 
 __all__ = ["DEFAULT_PROTOCOL", "EVAL_PROTOCOLS", "REPLAY_INITS", "EvalHints", "EvalPlan", "EvalProtocol",
-           "ReplayHints", "ReplayProtocol", "SGDHints", "SGDProtocol"]
+           "ReplayHints", "ReplayProtocol", "SGDHints", "SGDProtocol", "fresh_model"]
 
 DEFAULT_PROTOCOL = "sgd"
 REPLAY_INITS = ("fixed", "random", "pool", "key")
@@ -366,3 +366,26 @@ class ReplayProtocol(EvalProtocol):
 EVAL_PROTOCOLS: Registry[EvalProtocol] = Registry("evaluation protocol")
 EVAL_PROTOCOLS.register("sgd")(SGDProtocol())
 EVAL_PROTOCOLS.register("replay")(ReplayProtocol())
+
+
+def fresh_model(art: Artifact, model: str, cfg: EvalConfig, generator: torch.Generator,
+                what: str = "this analysis") -> torch.nn.Module:
+    """A fresh ``model`` trained with SGD on the set as its protocol says: the network that
+    the audit and the SGD-based attacks (membership, DeepFool) probe.
+
+    Raises:
+        ConfigError: the set's protocol does not train fresh models (DD, SLDD, SecDD sets
+            are learned step schedules for particular networks).
+    """
+    from securedd.models import create_model
+    from securedd.training import train_model
+
+    hints = EvalHints.of(art)
+    protocol = hints.get_protocol()
+    if not protocol.fresh_models:
+        raise ConfigError(f"{what} trains a network on the set with SGD; a set evaluated by the '{hints.protocol}' "
+                          "protocol (DD, SLDD, SecDD) is a learned step schedule for particular networks: evaluate "
+                          "it with securedd evaluate instead")
+    plan = protocol.plan(hints, art.spec, cfg, models=(model,), seed=0, key=None)
+    net = create_model(model, art.spec.shape, art.spec.num_classes, generator=generator)
+    return train_model(net, art.images.float(), art.labels, plan.settings, generator)

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from securedd.audit.mia import (
-    AttackResult,
+from securedd.attacks.membership import (
     LiraShadows,
+    MembershipResult,
     logit_confidence,
     loss_scores,
     query_confidence,
@@ -54,9 +54,9 @@ def test_lira_beats_the_threshold_attack_at_low_fpr_on_an_overfit_target(digits_
     members = torch.rand(len(pool), generator=torch.Generator().manual_seed(2)) < 0.5
     target = _overfit(pool.subset(torch.nonzero(members).flatten()), 99)
     phi = logit_confidence(target, pool)
-    threshold = AttackResult("threshold", loss_scores(target, pool).numpy(), members.numpy())
-    online = AttackResult("lira-online", shadows.scores(phi), members.numpy())
-    offline = AttackResult("lira-offline", shadows.scores(phi, online=False), members.numpy())
+    threshold = MembershipResult("threshold", loss_scores(target, pool).numpy(), members.numpy())
+    online = MembershipResult("lira-online", shadows.scores(phi), members.numpy())
+    offline = MembershipResult("lira-offline", shadows.scores(phi, online=False), members.numpy())
     assert threshold.auc > 0.5 and online.auc > 0.6 and offline.auc > 0.6
     assert online.tpr_at["0.1%FPR"] > 2 * threshold.tpr_at["0.1%FPR"]  # LiRA's edge is at low FPR
     assert online.to_dict()["members"] == int(members.sum())

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from securedd.audit.robustness import deepfool_accuracy
+from securedd.attacks.robustness import deepfool_accuracy
 from securedd.data import load_dataset
 from securedd.errors import ConfigError
 from securedd.models import create_model

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from securedd.api import distill
+from securedd.attacks.key_search import candidate_keys, key_search, replay_key, resemblance
 from securedd.cli.main import main
 from securedd.config import RunConfig, apply_overrides
 from securedd.errors import MismatchError
-from securedd.secure.attack import candidate_keys, key_search, replay_key, resemblance
 from securedd.secure.keys import TargetKey, load_key
 
 

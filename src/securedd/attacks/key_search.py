@@ -13,6 +13,8 @@ comparison, the key holder's accuracy.
 each, the nearest training image (Euclidean distance in pixel space) and the SSIM between
 the two (``scikit-image``).
 
+The attack: :class:`KeySearch` (``key-search``) on a :class:`KeySearchTarget`.
+
 Example:
     >>> candidates = candidate_keys(["lenet", "mlp"], seeds_per_model=2, budget=3, seed=0)
     >>> len(candidates), sorted({c.model for c in candidates}) == ["lenet", "mlp"]
@@ -30,6 +32,7 @@ import torch
 from skimage.metrics import structural_similarity
 
 from securedd.artifacts import Artifact
+from securedd.attacks.base import ATTACKS, Attack, AttackResult
 from securedd.data.spec import RealData
 from securedd.errors import ConfigError, MismatchError
 from securedd.evaluate.protocols import EvalHints
@@ -38,8 +41,9 @@ from securedd.models.registry import MODELS
 from securedd.secure.keys import TargetKey
 from securedd.training import score_model, soft_label_loss
 
-__all__ = ["DEFAULT_BUDGET", "DEFAULT_SEEDS", "AttackReport", "Candidate", "candidate_keys", "fitting_models",
-           "key_search", "replay_key", "resemblance", "trained_network"]
+__all__ = ["DEFAULT_BUDGET", "DEFAULT_SEEDS", "Candidate", "KeySearch", "KeySearchParams", "KeySearchResult",
+           "KeySearchTarget", "candidate_keys", "fitting_models", "key_search", "replay_key", "resemblance",
+           "trained_network"]
 
 DEFAULT_BUDGET = 60  # keys the default key search tries
 DEFAULT_SEEDS = 20  # at most this many seeds per (architecture, scheme)
@@ -57,11 +61,16 @@ class Candidate:
 
 
 @dataclass
-class AttackReport:
-    """The candidates tried, the adversary's pick and, if known, the key holder's accuracy."""
+class KeySearchResult(AttackResult):
+    """The candidates tried, the adversary's pick and, if known, the key holder's accuracy.
+
+    ``resemblance`` (when the attack had the training split): :func:`resemblance` of the
+    transmitted images.
+    """
 
     candidates: list[Candidate] = field(default_factory=list)
     key_accuracy: float | None = None
+    resemblance: dict[str, Any] | None = None
 
     @property
     def pick(self) -> Candidate:
@@ -82,8 +91,17 @@ class AttackReport:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {"key_accuracy": self.key_accuracy, "pick": asdict(self.pick), "best": asdict(self.best),
-                "by_model": self.by_model(), "candidates": [asdict(c) for c in self.candidates]}
+        out = {"key_accuracy": self.key_accuracy, "pick": asdict(self.pick), "best": asdict(self.best),
+               "by_model": self.by_model(), "candidates": [asdict(c) for c in self.candidates]}
+        if self.resemblance is not None:
+            out["resemblance"] = self.resemblance
+        return out
+
+    @property
+    def summary(self) -> str:
+        holder = f", key holder {self.key_accuracy:.2f}%" if self.key_accuracy is not None else ""
+        return (f"tried {len(self.candidates)} keys: the adversary's pick ({self.pick.model}) reaches "
+                f"{self.pick.accuracy:.2f}% test accuracy, the best candidate {self.best.accuracy:.2f}%{holder}")
 
 
 def fitting_models(art: Artifact) -> list[str]:
@@ -142,11 +160,11 @@ def replay_key(art: Artifact, key: TargetKey, test: RealData) -> Candidate:
 
 
 def key_search(art: Artifact, test: RealData, keys: list[TargetKey], *, true_key: TargetKey | None = None,
-               progress: bool = False) -> AttackReport:
+               progress: bool = False) -> KeySearchResult:
     """Try every key in ``keys`` (see :func:`candidate_keys`); ``true_key`` only for the comparison."""
     from tqdm.auto import tqdm
 
-    report = AttackReport()
+    report = KeySearchResult()
     for key in tqdm(keys, desc="key search", disable=not progress):
         report.candidates.append(replay_key(art, key, test))
     if true_key is not None:
@@ -173,6 +191,82 @@ def resemblance(art: Artifact, train: RealData, batch: int = 4096) -> dict[str, 
     syn_pixels = spec.denormalize(art.images.float())
     for a, b in zip(syn_pixels, real_pixels, strict=True):
         a_np, b_np = a.permute(1, 2, 0).numpy(), b.permute(1, 2, 0).numpy()  # models need >= 8x8: 7x7 windows fit
-        ssim.append(float(structural_similarity(a_np, b_np, data_range=1.0, channel_axis=2, win_size=7)))
+        ssim.append(float(structural_similarity(a_np, b_np, data_range=1.0, channel_axis=2,  # type: ignore[no-untyped-call]
+                                                win_size=7)))
     return {"nearest_index": nearest.tolist(), "distance": best.tolist(), "ssim": ssim,
             "mean_distance": float(best.mean()), "mean_ssim": float(np.mean(ssim))}
+
+
+@dataclass(frozen=True)
+class KeySearchTarget:
+    """An intercepted artifact and the test split its candidates are scored on.
+
+    ``train`` (optional): the training split, to measure how much the transmitted images
+    resemble it. ``true_key`` (optional): the real key, only to report the key holder's
+    accuracy beside the adversary's; the search never uses it.
+    """
+
+    artifact: Artifact
+    test: RealData
+    train: RealData | None = None
+    true_key: TargetKey | None = None
+
+
+@dataclass(frozen=True)
+class KeySearchParams:
+    """The adversary's budget and search space."""
+
+    budget: int = DEFAULT_BUDGET
+    """Keys tried."""
+    seeds: int = DEFAULT_SEEDS
+    """At most this many seeds per (architecture, scheme)."""
+    models: tuple[str, ...] | None = None
+    """Architectures tried (None: every registered one that fits the images)."""
+    schemes: tuple[str, ...] = ("xavier", "default")
+    """Initialisation schemes tried."""
+    seed: int = 0
+    """Seed of the adversary's random choices."""
+
+    def __post_init__(self) -> None:
+        if self.budget < 1 or self.seeds < 1:
+            raise ConfigError(f"the key search needs budget >= 1 and seeds >= 1; got budget={self.budget}, "
+                              f"seeds={self.seeds}")
+        if not self.schemes:
+            raise ConfigError(f"the key search needs at least one init scheme; valid: {', '.join(INIT_SCHEMES)}")
+        for scheme in self.schemes:
+            if scheme not in INIT_SCHEMES:
+                raise ConfigError(f"unknown init scheme '{scheme}'; valid: {', '.join(INIT_SCHEMES)}")
+        for model in self.models or ():
+            MODELS.get(model)
+        if self.models is not None and not self.models:
+            raise ConfigError("models is empty: name at least one architecture, or none for every one that fits")
+
+
+@ATTACKS.register("key-search")
+class KeySearch(Attack[KeySearchTarget, KeySearchResult]):
+    """Guess a SecDD set's key: replay the set on candidate networks, keep the one it fits best.
+
+    Threat model: an eavesdropper intercepts the artifact (images, soft labels, learned
+    step rates, replay protocol) but not the key file (the target network's architecture,
+    initialisation scheme and 63-bit seed). It knows the model zoo and the
+    initialisation schemes, has no labelled data of the task, and must choose a candidate
+    by what it holds: the replayed network's loss on the distilled set itself. The test
+    accuracy of its pick measures what the set gives away without the key.
+
+    Paper: the SecDD setting builds on Wang, Zhu, Torralba and Efros, "Dataset
+    Distillation", arXiv:1811.10959 (2018), where a set distilled for one fixed
+    initialisation trains that network only.
+    """
+
+    name = "key-search"
+    Params = KeySearchParams
+
+    def run(self, target: KeySearchTarget, *, progress: bool = False) -> KeySearchResult:
+        p: KeySearchParams = self.params
+        art = target.artifact
+        models = list(p.models) if p.models is not None else fitting_models(art)
+        keys = candidate_keys(models, p.seeds, p.budget, p.seed, p.schemes)
+        report = key_search(art, target.test, keys, true_key=target.true_key, progress=progress)
+        if target.train is not None:
+            report.resemblance = resemblance(art, target.train)
+        return report

@@ -18,6 +18,9 @@ network on the set", so the members are the real images the distillation used.
   per query, the scores averaged over the queries.
 
 Metrics: ROC AUC and the TPR at 0.1% and 1% FPR, from scikit-learn's ROC curve.
+
+The attacks: :class:`LossThreshold` (``loss-threshold``) and :class:`Lira` (``lira``), both
+on a :class:`MembershipTarget`, both returning a :class:`MembershipResult`.
 """
 
 from __future__ import annotations
@@ -29,16 +32,17 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.stats import norm
-from sklearn.metrics import roc_auc_score, roc_curve
 from tqdm.auto import tqdm
 
+from securedd.attacks.base import ATTACKS, Attack, AttackResult, NoParams
 from securedd.data.spec import RealData
 from securedd.errors import ConfigError
+from securedd.rng import make_generator
 from securedd.training import inference_batch
 
-__all__ = ["AttackResult", "LiraShadows", "logit_confidence", "loss_scores", "query_confidence", "roc_summary",
-           "run_lira", "shifted_views", "tpr_at_fpr"]
+__all__ = ["Lira", "LiraShadows", "LossThreshold", "MembershipResult", "MembershipTarget", "Pipeline",
+           "logit_confidence", "loss_scores", "query_confidence", "roc_summary", "run_lira", "shifted_views",
+           "tpr_at_fpr"]
 
 Pipeline = Callable[[RealData, int], torch.nn.Module]
 """``(training images, seed) -> trained model``: what the target and every shadow go through."""
@@ -98,7 +102,7 @@ def tpr_at_fpr(fpr: np.ndarray, tpr: np.ndarray, target: float) -> float:
 
 
 @dataclass
-class AttackResult:
+class MembershipResult(AttackResult):
     """One attack's scores (higher: more likely a member) and its ROC summary."""
 
     name: str
@@ -117,9 +121,17 @@ class AttackResult:
                                                                      self.tpr_at.items()},
                 "members": int(self.members.sum()), "non_members": int((~self.members).sum())}
 
+    @property
+    def summary(self) -> str:
+        return (f"{self.name or 'membership inference'}: AUC {self.auc:.3f}, TPR {self.tpr_at['0.1%FPR']:.3f} at "
+                f"0.1% FPR, {self.tpr_at['1%FPR']:.3f} at 1% FPR ({int(self.members.sum())} members, "
+                f"{int((~self.members).sum())} non-members)")
+
 
 def roc_summary(scores: np.ndarray, members: np.ndarray) -> tuple[float, dict[str, float], np.ndarray, np.ndarray]:
     """``(AUC, {"0.1%FPR": tpr, "1%FPR": tpr}, fpr, tpr)``."""
+    from sklearn.metrics import roc_auc_score, roc_curve  # imported here: the command line starts faster
+
     members = np.asarray(members, dtype=bool)
     if members.all() or not members.any():
         raise ConfigError("membership inference needs both members and non-members to score")
@@ -144,6 +156,8 @@ class LiraShadows:
 
         ``target_phi`` is (N,), or (V, N) when the shadows were queried V times per example.
         """
+        from scipy.stats import norm  # imported here: the command line starts faster
+
         phi, inside = self.phi.double(), self.inside
         phi = phi[:, None] if phi.dim() == 2 else phi  # (S, V, N)
         x = target_phi.double().reshape(-1, phi.shape[-1])
@@ -161,7 +175,8 @@ class LiraShadows:
             mu_in, var_in = _fit(phi[:, v], inside, global_variance)
             per_query.append(norm.logpdf(x[v].numpy(), mu_in.numpy(), var_in.sqrt().numpy())
                              - norm.logpdf(x[v].numpy(), mu_out.numpy(), var_out.sqrt().numpy()))
-        return np.mean(per_query, axis=0)
+        scores: np.ndarray = np.mean(per_query, axis=0)
+        return scores
 
 
 def _fit(phi: torch.Tensor, mask: torch.Tensor, global_variance: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -194,3 +209,100 @@ def run_lira(pipeline: Pipeline, pool: RealData, shadows: int, generator: torch.
         model = pipeline(pool.subset(torch.nonzero(inside[s]).flatten()), s)
         phi.append(query_confidence(model, pool, shift))
     return LiraShadows(torch.stack(phi), inside)
+
+
+@dataclass(frozen=True)
+class MembershipTarget:
+    """A trained model, the labelled examples to score and the truth: which of them it trained on.
+
+    ``members`` is (N,) bool over ``data``; the attacks use it only to score themselves.
+    ``pipeline`` is how the model was made from its training images (``(images, seed) ->
+    model``): LiRA trains its shadow models with it; the threshold attack ignores it.
+    """
+
+    model: torch.nn.Module
+    data: RealData
+    members: torch.Tensor | np.ndarray
+    pipeline: Pipeline | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.members) != len(self.data):
+            raise ConfigError(f"members marks {len(self.members)} examples; the data has {len(self.data)}")
+
+    def truth(self) -> np.ndarray:
+        """``members`` as a numpy bool array."""
+        members = self.members.cpu().numpy() if isinstance(self.members, torch.Tensor) else self.members
+        return np.asarray(members, dtype=bool)
+
+
+@ATTACKS.register("loss-threshold")
+class LossThreshold(Attack[MembershipTarget, MembershipResult]):
+    """Membership inference by the model's loss on each example: the lower, the likelier a member.
+
+    Threat model: the attacker can query the trained model for its loss (or its output and
+    the true label) on any example it holds, and knows nothing else: not the training
+    pipeline, not the data distribution beyond those examples, no shadow models. It scores
+    each candidate; thresholding the score is the attack, summarised over all thresholds
+    by the ROC.
+
+    Paper: Yeom, Giacomelli, Fredrikson and Jha, "Privacy Risk in Machine Learning:
+    Analyzing the Connection to Overfitting", IEEE CSF 2018.
+    """
+
+    name = "loss-threshold"
+    Params = NoParams
+
+    def run(self, target: MembershipTarget, *, progress: bool = False) -> MembershipResult:
+        return MembershipResult("loss threshold", loss_scores(target.model, target.data).numpy(), target.truth())
+
+
+@dataclass(frozen=True)
+class LiraParams:
+    """LiRA's budget and variant."""
+
+    shadows: int = 16
+    """Shadow models, each trained on a random half of the examples (every example in half of them)."""
+    online: bool = True
+    """Online: the likelihood ratio of the "in" and "out" fits; offline: only the "out" fit."""
+    global_variance: bool = True
+    """One variance shared by all examples (steadier with few shadows) instead of one per example."""
+    shift: int = 0
+    """Query each model on the image and four copies moved this many pixels (0: the image only)."""
+    seed: int = 0
+    """Seeds which half each shadow trains on."""
+
+    def __post_init__(self) -> None:
+        if self.shadows < 2:
+            raise ConfigError(f"LiRA needs at least 2 shadow models; got shadows={self.shadows}")
+        if self.shift < 0:
+            raise ConfigError(f"the query shift must be >= 0 pixels; got shift={self.shift}")
+
+
+@ATTACKS.register("lira")
+class Lira(Attack[MembershipTarget, MembershipResult]):
+    """Membership inference by a per-example likelihood ratio over shadow models (LiRA).
+
+    Threat model: the attacker can query the trained model's logits on the candidate
+    examples, knows the training pipeline (architecture, data processing, training or
+    distillation procedure) and can run it: it trains shadow models on random halves of the
+    candidates, so that each example is "in" for half of them, and compares the target's
+    confidence with both populations. It does not know the target's seed or which
+    candidates were its members.
+
+    Paper: Carlini, Chien, Nasr, Song, Terzis and Tramèr, "Membership Inference Attacks
+    From First Principles", IEEE S&P 2022.
+    """
+
+    name = "lira"
+    Params = LiraParams
+
+    def run(self, target: MembershipTarget, *, progress: bool = False) -> MembershipResult:
+        p: LiraParams = self.params
+        if target.pipeline is None:
+            raise ConfigError("LiRA trains its shadow models with the target's pipeline; give "
+                              "MembershipTarget(..., pipeline=fn) with fn(images, seed) -> trained model")
+        shadows = run_lira(target.pipeline, target.data, p.shadows, make_generator(p.seed, "lira"), shift=p.shift,
+                           progress=progress)
+        phi = query_confidence(target.model, target.data, p.shift)
+        scores = shadows.scores(phi, online=p.online, global_variance=p.global_variance)
+        return MembershipResult(f"LiRA {'online' if p.online else 'offline'}", scores, target.truth())

@@ -1,0 +1,21 @@
+"""Attacks on distilled sets, on their transmission and on federated distillation.
+
+Every attack follows one contract (:mod:`securedd.attacks.base`): it registers in
+:data:`ATTACKS`, is configured at construction from a frozen ``Params`` dataclass, is
+applied to a target by calling it, and returns an :class:`AttackResult` with ``to_dict()``
+and a one-line ``summary``. ``securedd list attacks`` lists them and ``securedd attack
+NAME`` runs them.
+
+- ``leakage``: the SFDD server's gradient inversion of a worker's round (:mod:`.leakage`).
+- ``doorping``: malicious SFDD workers plant a backdoor (:mod:`.doorping`).
+- ``loss-threshold``, ``lira``: membership inference (:mod:`.membership`).
+- ``deepfool``: evasion, accuracy under DeepFool (:mod:`.robustness`, needs foolbox).
+- ``key-search``: guessing a SecDD set's key (:mod:`.key_search`).
+- ``poisoning``: DD's one-step poisoning (:mod:`.poisoning`).
+"""
+
+from securedd.attacks import doorping, key_search, leakage, membership, poisoning, robustness
+from securedd.attacks.base import ATTACKS, Attack, AttackResult, NoParams, list_attacks
+
+__all__ = ["ATTACKS", "Attack", "AttackResult", "NoParams", "doorping", "key_search", "leakage", "list_attacks",
+           "membership", "poisoning", "robustness"]
