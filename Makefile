@@ -26,6 +26,7 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/python -m mypy
 
 # opt-in: Debian's headless chromium, for the test that renders the audit's HTML report (skipped without it)
 chromium:

@@ -141,7 +141,7 @@ def evaluate(images, ipc: int, runs: int, data_root: str) -> dict:  # type: igno
 
     from securedd.config import EvalConfig
     from securedd.data import load_dataset
-    from securedd.evaluate.train_eval import evaluate_set
+    from securedd.evaluation.train_eval import evaluate_set
     from securedd.training import eval_settings
 
     test = load_dataset("mnist", "test", root=data_root)

@@ -40,7 +40,7 @@ def main() -> None:
     from securedd.api import distill
     from securedd.config import RunConfig, apply_overrides
     from securedd.data import dataset_spec, load_dataset
-    from securedd.evaluate.applications import adaptation_report
+    from securedd.evaluation.applications import adaptation_report
     from securedd.training.pool import train_pool
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

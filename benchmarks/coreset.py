@@ -22,7 +22,7 @@ import torch
 
 from securedd import RunConfig, apply_overrides, distill
 from securedd.data import load_splits
-from securedd.evaluate import TrainSettings, evaluate_set
+from securedd.evaluation import TrainSettings, evaluate_set
 from securedd.store import atomic_write_bytes
 
 # Random: REFERENCE section 6. Herding and k-center: the DC paper (Zhao et al., ICLR 2021), Table 1.

@@ -53,9 +53,9 @@ def run_case(case: str, iterations: int, extra: list[str], inits: int, data_root
     from securedd.config import RunConfig, apply_overrides
     from securedd.data import load_dataset
     from securedd.distill import run_method
-    from securedd.evaluate import evaluate_set
-    from securedd.evaluate.applications import FIXED_LRS
-    from securedd.evaluate.protocols import EvalHints, ReplayProtocol
+    from securedd.evaluation import evaluate_set
+    from securedd.evaluation.applications import FIXED_LRS
+    from securedd.evaluation.protocols import EvalHints, ReplayProtocol
     from securedd.presets import find_preset
 
     method, ipc = CASES[case]

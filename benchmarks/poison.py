@@ -41,7 +41,7 @@ def main() -> None:
     from securedd.api import distill
     from securedd.config import RunConfig, apply_overrides
     from securedd.data import load_dataset
-    from securedd.evaluate.applications import poisoning_report
+    from securedd.evaluation.applications import poisoning_report
     from securedd.training.pool import train_pool
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

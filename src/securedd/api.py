@@ -28,8 +28,8 @@ from securedd.distill import run_method
 from securedd.distill.base import method_settings
 from securedd.distill.multi_formation import decode_stored
 from securedd.errors import MismatchError
-from securedd.evaluate.protocols import EvalHints
-from securedd.evaluate.train_eval import EvalReport
+from securedd.evaluation.protocols import EvalHints
+from securedd.evaluation.train_eval import EvalReport
 from securedd.secure.keys import TargetKey
 
 __all__ = ["distill", "evaluate"]
@@ -116,7 +116,7 @@ def evaluate(
 
     The test split is read from the artifact's dataset and normalised with its stored
     spec, then ZCA-whitened when the artifact carries a ZCA transform. The artifact's
-    evaluation protocol (:mod:`securedd.evaluate.protocols`, from its ``evaluation``
+    evaluation protocol (:mod:`securedd.evaluation.protocols`, from its ``evaluation``
     metadata) trains the models: ``sgd`` trains fresh models, with the CutMix and
     augmentation the set asks for (IDC); ``replay`` applies a learned GD schedule (DD,
     SLDD) to the network(s) it was made for, a SecDD set only with its ``key``. Soft

@@ -208,3 +208,26 @@ def test_artifact_for_other_dataset_does_not_fit(tmp_path: Path, capsys):
 
     with pytest.raises(MismatchError, match="does not|test data"):
         evaluate(load_artifact(art), test=load_dataset("digits", "test"), epochs=1, runs=1, progress=False)
+
+
+def test_list_defences_shows_each_with_its_stage_and_summary(capsys):
+    from securedd.defences import DEFENCES
+
+    assert main(["list", "defences"]) == 0
+    lines = dict(line.split(None, 1) for line in capsys.readouterr().out.splitlines())
+    assert sorted(lines) == DEFENCES.names()
+    assert all(lines[n] == f"[{DEFENCES.get(n).stage}] {DEFENCES.describe(n)}" for n in lines)
+
+
+@pytest.mark.fl
+def test_federate_distribution_matching_with_a_client_defence_on_flower(tmp_path, capsys):
+    pytest.importorskip("flwr")
+    from securedd.artifacts import load_artifact
+
+    out = tmp_path / "feddm.safetensors"
+    assert main(["federate", "--dataset", "digits", "--method", "dm", "--ipc", "1", "--clients", "2", "--rounds", "1",
+                 "model=convnet_tiny", "method.batch_real=16", "--defence", "ldpo-rld", "--k", "3", "--quiet",
+                 "--out", str(out)]) == 0
+    art = load_artifact(out)
+    assert art.method == "sfdd-dm" and art.metadata["privacy"] == {"mechanism": "ldpo-rld", "rounds": 1}
+    assert art.metadata["info"]["federated"]["defence"]["k"] == 3

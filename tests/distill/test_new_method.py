@@ -22,7 +22,7 @@ from securedd.config import EvalConfig, RunConfig, apply_overrides
 from securedd.data.spec import DatasetSpec
 from securedd.distill import METHODS, Method, SyntheticSet
 from securedd.distill.synthetic import class_labels
-from securedd.evaluate.protocols import EVAL_PROTOCOLS, EvalHints, EvalPlan, SGDHints, SGDProtocol
+from securedd.evaluation.protocols import EVAL_PROTOCOLS, EvalHints, EvalPlan, SGDHints, SGDProtocol
 from securedd.secure.keys import TargetKey
 
 

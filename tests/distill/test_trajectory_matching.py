@@ -13,7 +13,7 @@ from securedd.distill import run_method
 from securedd.distill.experts import ExpertSet, train_experts
 from securedd.distill.unroll import SavedTensorMeter, Student, plan_steps, tesla_loss, unrolled_loss
 from securedd.errors import ConfigError, MismatchError
-from securedd.evaluate import TrainSettings, evaluate_set
+from securedd.evaluation import TrainSettings, evaluate_set
 from securedd.models import create_model
 from securedd.models.functional import flat_params
 

@@ -35,7 +35,7 @@ from securedd.artifacts import Artifact
 from securedd.attacks.base import ATTACKS, Attack, AttackResult
 from securedd.data.spec import RealData
 from securedd.errors import ConfigError, MismatchError
-from securedd.evaluate.protocols import EvalHints
+from securedd.evaluation.protocols import EvalHints
 from securedd.models.init import INIT_SCHEMES
 from securedd.models.registry import MODELS
 from securedd.secure.keys import TargetKey

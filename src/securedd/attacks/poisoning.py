@@ -2,7 +2,7 @@
 
 The crafting is a distillation (DD with ``method.relabel=K:T`` on a pool of trained
 networks, ``method.init=pool``: ``securedd poison``); the delivery and its scoring against
-the DD paper's baselines live in :func:`securedd.evaluate.applications.poisoning_report`.
+the DD paper's baselines live in :func:`securedd.evaluation.applications.poisoning_report`.
 This module gives them the attack contract: :class:`Poisoning` (``poisoning``) applies a
 crafted set to the pool's held-out networks (:class:`PoisoningTarget`) and returns a
 :class:`PoisoningResult`.
@@ -16,7 +16,7 @@ from typing import Any
 from securedd.artifacts import Artifact
 from securedd.attacks.base import ATTACKS, Attack, AttackResult
 from securedd.data.spec import RealData
-from securedd.evaluate.applications import ApplicationReport, poisoning_report
+from securedd.evaluation.applications import ApplicationReport, poisoning_report
 
 __all__ = ["Poisoning", "PoisoningParams", "PoisoningResult", "PoisoningTarget"]
 
@@ -45,7 +45,7 @@ class PoisoningParams:
 
 @dataclass
 class PoisoningResult(AttackResult):
-    """The arms of the poisoning table (:class:`~securedd.evaluate.applications.ApplicationReport`)."""
+    """The arms of the poisoning table (:class:`~securedd.evaluation.applications.ApplicationReport`)."""
 
     report: ApplicationReport
 

@@ -42,8 +42,8 @@ from securedd.config import EvalConfig
 from securedd.data import load_dataset
 from securedd.data.spec import RealData
 from securedd.errors import ConfigError
-from securedd.evaluate.fairness import class_variance, normalized_per_class
-from securedd.evaluate.protocols import EvalHints
+from securedd.evaluation.fairness import class_variance, normalized_per_class
+from securedd.evaluation.protocols import EvalHints
 from securedd.models import create_model
 from securedd.rng import make_generator
 from securedd.training import TrainSettings, eval_settings, score_model, train_model

@@ -12,7 +12,7 @@ from securedd.cli.common import add_data_flags, echo, examples
 from securedd.config import RunConfig, apply_overrides
 from securedd.data import load_dataset
 from securedd.data.spec import RealData
-from securedd.evaluate.applications import ApplicationReport, adaptation_report, poisoning_report
+from securedd.evaluation.applications import ApplicationReport, adaptation_report, poisoning_report
 from securedd.store import atomic_write_bytes
 from securedd.training.pool import load_pool
 

@@ -236,7 +236,7 @@ class DoorpingCommand(AttackCommand):
 def _set_model(args: argparse.Namespace, art: Artifact) -> torch.nn.Module:
     """``--model`` trained on the set as its protocol says (``--epochs``), seeded by ``--seed``."""
     from securedd.config import EvalConfig
-    from securedd.evaluate.protocols import fresh_model
+    from securedd.evaluation.protocols import fresh_model
     from securedd.rng import make_generator
 
     return fresh_model(art, args.model, EvalConfig(epochs=args.epochs), make_generator(args.seed, "attack", "set-model"),

@@ -1,4 +1,4 @@
-"""``securedd list methods|models|datasets|attacks|presets``."""
+"""``securedd list methods|models|datasets|attacks|defences|presets``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 from securedd.attacks import ATTACKS
 from securedd.cli.common import echo, examples
 from securedd.data import DATASETS
+from securedd.defences import DEFENCES
 from securedd.distill import METHODS
 from securedd.models import MODELS
 from securedd.presets import list_presets
@@ -19,17 +20,17 @@ KINDS: dict[str, Registry[Any]] = {
     "models": MODELS,
     "datasets": DATASETS,
     "attacks": ATTACKS,
-    # "defences": the defences' registry goes here once it exists
+    "defences": DEFENCES,
 }
 CHOICES = (*KINDS, "presets")
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("list", help="show what is registered",
-                       description="Show registered methods, models, datasets or attacks, or the shipped method "
-                                   "presets.",
+                       description="Show registered methods, models, datasets, attacks or defences, or the shipped "
+                                   "method presets.",
                        epilog=examples("securedd list methods", "securedd list models", "securedd list datasets",
-                                       "securedd list attacks", "securedd list presets",
+                                       "securedd list attacks", "securedd list defences", "securedd list presets",
                                        "securedd list presets --method dsa"),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("what", choices=sorted(CHOICES), help="what to list")
@@ -43,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
     registry = KINDS[args.what]
     width = max(len(n) for n in registry.names())
     for name in registry.names():
-        echo(f"{name:<{width}}  {registry.describe(name)}")
+        stage = f"[{registry.get(name).stage}] " if args.what == "defences" else ""
+        echo(f"{name:<{width}}  {stage}{registry.describe(name)}")
     if args.what == "datasets":
         echo(f"{'imagefolder:PATH':<{width}}  your images: PATH/<class>/*.png, or PATH/train and PATH/test")
         echo(f"{'npz:PATH':<{width}}  your arrays: x_train, y_train, x_test, y_test (+ class_names)")

@@ -22,7 +22,7 @@ class SigningParams:
 
 @DEFENCES.register("signing")
 class Signing(Defence[SigningParams]):
-    """Ed25519 signatures over artifact files (:mod:`securedd.secure.signing`).
+    """Ed25519 signatures over artifact files: a receiver refuses one its sender did not sign.
 
     Threat model: an active attacker on the channel between sender and receiver who may
     replace or alter the artifact file. A file changed by one byte, or signed by another

@@ -37,7 +37,7 @@ from securedd.data.spec import RealData
 from securedd.distill.hooks import Hooks
 from securedd.distill.synthetic import SyntheticSet
 from securedd.errors import ConfigError, Diverged, Interrupted
-from securedd.evaluate.protocols import EvalHints
+from securedd.evaluation.protocols import EvalHints
 from securedd.interrupt import StopOnInterrupt
 from securedd.models import MODELS, create_model
 from securedd.registry import Registry
@@ -162,7 +162,7 @@ class Method(Generic[P]):
 
     def eval_hints(self) -> EvalHints:
         """How evaluation trains models on the set: a protocol of
-        :data:`~securedd.evaluate.protocols.EVAL_PROTOCOLS` and its fields; plain ``sgd`` by default."""
+        :data:`~securedd.evaluation.protocols.EVAL_PROTOCOLS` and its fields; plain ``sgd`` by default."""
         return EvalHints()
 
     def artifact_metadata(self) -> dict[str, Any]:

@@ -51,7 +51,7 @@ from securedd.distill.bilevel import (
 )
 from securedd.distill.synthetic import INITS, SyntheticSet, class_labels, init_images
 from securedd.errors import ConfigError
-from securedd.evaluate.protocols import EvalHints, ReplayHints
+from securedd.evaluation.protocols import EvalHints, ReplayHints
 from securedd.models.functional import flat_params, param_layout
 from securedd.models.init import INIT_SCHEMES, reinitialise, seeded_network
 from securedd.secure.keys import load_key, new_key, save_key

@@ -40,7 +40,7 @@ from securedd.distill.base import METHODS, DistillContext, Method
 from securedd.distill.gradient_matching import gradient_distance
 from securedd.distill.synthetic import SyntheticSet, class_labels
 from securedd.errors import ConfigError, MismatchError
-from securedd.evaluate.protocols import EvalHints, SGDHints
+from securedd.evaluation.protocols import EvalHints, SGDHints
 from securedd.registry import Registry
 
 __all__ = [

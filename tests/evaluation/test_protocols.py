@@ -8,7 +8,7 @@ import torch
 from securedd.config import EvalConfig
 from securedd.data import dataset_spec
 from securedd.errors import ArtifactError, ConfigError, MismatchError, UnknownNameError
-from securedd.evaluate.protocols import EVAL_PROTOCOLS, EvalHints, ReplayHints, ReplayProtocol, SGDHints
+from securedd.evaluation.protocols import EVAL_PROTOCOLS, EvalHints, ReplayHints, ReplayProtocol, SGDHints
 from securedd.models.init import seeded_network
 from securedd.secure.keys import TargetKey
 

@@ -35,7 +35,7 @@ from securedd.artifacts import Artifact
 from securedd.data.sampler import ClassBalancedSampler
 from securedd.data.spec import RealData
 from securedd.errors import MismatchError
-from securedd.evaluate.protocols import EvalHints, ReplayHints
+from securedd.evaluation.protocols import EvalHints, ReplayHints
 from securedd.rng import make_generator
 from securedd.training import TrainSettings, inference_batch, replay_steps, score_model, train_model
 

@@ -12,7 +12,7 @@ from securedd.cli.main import main
 from securedd.config import RunConfig, apply_overrides
 from securedd.data.spec import RealData
 from securedd.errors import MismatchError
-from securedd.evaluate.applications import FIXED_LRS, adaptation_report, poison_scores, poisoning_report
+from securedd.evaluation.applications import FIXED_LRS, adaptation_report, poison_scores, poisoning_report
 from securedd.training import replay_steps, score_model
 from securedd.training.pool import load_pool, train_pool
 

@@ -7,7 +7,7 @@ typed fields. The artifact stores them as its ``evaluation`` metadata
 asks the protocol to train and test models.
 
 - ``sgd`` (the default; its name is left out of the metadata, as artifacts have always
-  stored it): fresh models trained with SGD on the set (:mod:`securedd.evaluate.train_eval`),
+  stored it): fresh models trained with SGD on the set (:mod:`securedd.evaluation.train_eval`),
   with the augmentation and CutMix the set asks for (:class:`SGDHints`, IDC).
 - ``replay`` (DD, SLDD, SecDD): the set's learned GD steps (its ``lrs``) replayed on the
   networks it was made for (:class:`ReplayHints`): ``fixed`` (one seeded network),
@@ -41,7 +41,7 @@ from securedd.artifacts import Artifact
 from securedd.config import EvalConfig
 from securedd.data.spec import DatasetSpec, RealData
 from securedd.errors import ArtifactError, ConfigError, MismatchError, did_you_mean
-from securedd.evaluate.train_eval import EvalReport, evaluate_set
+from securedd.evaluation.train_eval import EvalReport, evaluate_set
 from securedd.models.init import seeded_network
 from securedd.registry import Registry
 from securedd.rng import derive_seed
@@ -226,7 +226,7 @@ def _typed_fields(hints_type: type, values: Mapping[str, Any], protocol: str) ->
 
 @dataclass(frozen=True)
 class EvalPlan:
-    """What :func:`~securedd.evaluate.train_eval.evaluate_set` runs for a set.
+    """What :func:`~securedd.evaluation.train_eval.evaluate_set` runs for a set.
 
     ``steps``: GD steps per epoch of the learned schedule replayed (``None``: SGD);
     ``init(name, run)``: the network run ``run`` of architecture ``name`` starts from

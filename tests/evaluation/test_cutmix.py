@@ -10,7 +10,7 @@ from securedd import api
 from securedd.config import RunConfig, apply_overrides
 from securedd.data.mix import CutMix
 from securedd.errors import ConfigError
-from securedd.evaluate import protocols
+from securedd.evaluation import protocols
 from securedd.models import create_model
 from securedd.training import TrainSettings, soft_label_loss, train_model
 

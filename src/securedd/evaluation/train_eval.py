@@ -4,7 +4,7 @@ SGD (lr 0.01 or the learned lr, momentum 0.9, weight decay 5e-4), batch 256, 100
 with DSA or 300 without, the lr divided by 10 once at half-way, and one test at the end:
 final accuracy only, never the best on test. The training itself lives in
 :mod:`securedd.training`; how a distilled set asks to be trained (plain SGD, or a learned
-schedule replayed) is its protocol (:mod:`securedd.evaluate.protocols`).
+schedule replayed) is its protocol (:mod:`securedd.evaluation.protocols`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from securedd.data.spec import RealData
 from securedd.errors import MismatchError
-from securedd.evaluate.fairness import class_variance
+from securedd.evaluation.fairness import class_variance
 from securedd.models import create_model
 from securedd.rng import make_generator
 from securedd.training import ModelScore, TrainSettings, replay_steps, score_model, train_model

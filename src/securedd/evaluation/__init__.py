@@ -1,8 +1,8 @@
 """The evaluation protocols, fairness metrics and reports."""
 
-from securedd.evaluate.fairness import class_variance, normalized_per_class
-from securedd.evaluate.protocols import EVAL_PROTOCOLS, EvalHints, EvalProtocol, ReplayHints, SGDHints
-from securedd.evaluate.train_eval import ArchReport, EvalReport, evaluate_set
+from securedd.evaluation.fairness import class_variance, normalized_per_class
+from securedd.evaluation.protocols import EVAL_PROTOCOLS, EvalHints, EvalProtocol, ReplayHints, SGDHints
+from securedd.evaluation.train_eval import ArchReport, EvalReport, evaluate_set
 from securedd.training import TrainSettings  # evaluate_set's settings
 
 __all__ = [

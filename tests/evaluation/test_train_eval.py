@@ -3,7 +3,7 @@ import torch
 
 from securedd.data import load_dataset
 from securedd.errors import MismatchError
-from securedd.evaluate import TrainSettings, class_variance, evaluate_set, normalized_per_class
+from securedd.evaluation import TrainSettings, class_variance, evaluate_set, normalized_per_class
 
 
 def _subset(data, per_class):
