@@ -47,20 +47,11 @@ class DoorpingTarget:
 
 
 @dataclass(frozen=True)
-class DoorpingParams:
-    """The attackers' settings (those of :class:`~securedd.federated.doorping.Doorping`) and the scoring."""
+class DoorpingParams(Doorping):
+    """The attackers' settings (:class:`~securedd.federated.doorping.Doorping`: workers
+    0..malicious-1 stamp ``rate`` of their shard and relabel it to ``target``; ``lr``,
+    ``steps``, ``stop`` and ``boost`` drive the trigger's re-optimisation) and the scoring."""
 
-    malicious: int | None = None
-    """Workers 0..malicious-1 are malicious (None: (clients - 1) // 2)."""
-    target: int = 0
-    """The class stamped images are relabelled to."""
-    rate: float = 0.01
-    """Share of a malicious worker's shard it stamps."""
-    lr: float = 0.08
-    steps: int = 1000
-    """Adam steps of each trigger re-optimisation at most."""
-    stop: float = 0.01
-    boost: float = 10.0
     models: int = 3
     """Fresh networks trained on the final set for scoring."""
     model: str = "convnet"
@@ -82,7 +73,7 @@ class DoorpingParams:
 
     def doorping(self) -> Doorping:
         """The malicious workers' settings."""
-        return Doorping(self.malicious, self.target, self.rate, self.lr, self.steps, self.stop, self.boost)
+        return Doorping(**{f.name: getattr(self, f.name) for f in dataclasses.fields(Doorping)})
 
     def train_settings(self, dsa_strategy: str) -> TrainSettings:
         """The evaluation protocol the scoring networks are trained with."""

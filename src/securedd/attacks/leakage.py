@@ -10,6 +10,7 @@ against the worker's real batch.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,27 +59,8 @@ class LeakageTarget:
         return cls(config, shard, sent, labels, client, round_, defence, clients)
 
 
-@dataclass(frozen=True)
-class LeakageParams:
-    """The server's optimisation budget and knowledge."""
-
-    iterations: int = 300
-    """L-BFGS steps at most (each up to ``inner`` evaluations of the emulated round)."""
-    inner: int = 20
-    lr: float = 1.0
-    history: int = 100
-    know_init: bool = True
-    """The paper's strongest setting: the server has the worker's network initialisation."""
-    learn_labels: bool = False
-    """Also reconstruct the labels (a distribution per image) and report their recovery."""
-    seed: int | None = None
-    """Seed of the dummy batch (None: the target run's seed)."""
-
-    def __post_init__(self) -> None:
-        if self.iterations < 1 or self.inner < 1 or self.history < 1 or self.lr <= 0:
-            raise ConfigError(f"the leakage attack needs iterations, inner and history >= 1 and lr > 0; got "
-                              f"iterations={self.iterations}, inner={self.inner}, history={self.history}, "
-                              f"lr={self.lr}")
+LeakageParams = LeakageSettings
+"""The server's optimisation budget and knowledge; ``seed`` ``None`` seeds the dummy batch with the target run's seed."""
 
 
 @dataclass
@@ -135,9 +117,7 @@ class GradientLeakage(Attack[LeakageTarget, GradientLeakageResult]):
         cfg = target.config
         observed = observe_round(cfg, target.shard, target.sent, target.labels, client=target.client,
                                  round_=target.round_, defence=target.defence)
-        settings = LeakageSettings(iterations=p.iterations, inner=p.inner, lr=p.lr, history=p.history,
-                                   know_init=p.know_init, learn_labels=p.learn_labels,
-                                   seed=cfg.seed if p.seed is None else p.seed)
+        settings = dataclasses.replace(p, seed=cfg.seed if p.seed is None else p.seed)
         found = leakage_attack(observed, target.shard.spec, settings, progress=progress)
         batch_real = cfg.method.params.get("batch_real")
         return GradientLeakageResult(found, cfg.data.name, cfg.model, target.client, target.round_,

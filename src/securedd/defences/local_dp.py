@@ -25,8 +25,7 @@ __all__ = ["GaussianLocalDP", "GaussianParams", "LaplaceLocalDP", "LaplaceParams
 
 def laplace_local_dp(update: torch.Tensor, clamp: float, scale: float, generator: torch.Generator) -> torch.Tensor:
     """The SFDD paper's LocalDP: clamp each coordinate to [-clamp, clamp], add Laplace(0, scale) noise."""
-    if clamp <= 0 or scale < 0:
-        raise ConfigError(f"LocalDP needs clamp > 0 and scale >= 0; got clamp={clamp}, scale={scale}")
+    _check_laplace(clamp, scale)
     u = torch.rand(update.shape, generator=generator, device=generator.device).to(update) - 0.5
     noise = -scale * u.sign() * torch.log1p(-2 * u.abs())
     return update.clamp(-clamp, clamp) + noise
@@ -40,12 +39,22 @@ def gaussian_local_dp(update: torch.Tensor, clip: float, noise_multiplier: float
     >>> round(float(out.norm()), 4)
     1.0
     """
-    if clip <= 0 or noise_multiplier < 0:
-        raise ConfigError(f"Gaussian LocalDP needs clip > 0 and noise_multiplier >= 0; got {clip}, {noise_multiplier}")
+    _check_gaussian(clip, noise_multiplier)
     norm = float(update.norm())
     clipped = update * min(1.0, clip / norm) if norm > 0 else update
     noise = torch.randn(update.shape, generator=generator, device=generator.device).to(update)
     return clipped + noise * noise_multiplier * 2 * clip
+
+
+def _check_laplace(clamp: float, scale: float) -> None:
+    if clamp <= 0 or scale < 0:
+        raise ConfigError(f"LocalDP needs clamp > 0 and scale >= 0; got clamp={clamp}, scale={scale}")
+
+
+def _check_gaussian(clip: float, noise_multiplier: float) -> None:
+    if clip <= 0 or noise_multiplier < 0:
+        raise ConfigError(f"Gaussian LocalDP needs clip > 0 and noise_multiplier >= 0; got clip={clip}, "
+                          f"noise_multiplier={noise_multiplier}")
 
 
 @dataclass(frozen=True)
@@ -56,8 +65,7 @@ class LaplaceParams:
     scale: float = 0.1
 
     def __post_init__(self) -> None:
-        if self.clamp <= 0 or self.scale < 0:
-            raise ConfigError(f"LocalDP needs clamp > 0 and scale >= 0; got clamp={self.clamp}, scale={self.scale}")
+        _check_laplace(self.clamp, self.scale)
 
 
 @dataclass(frozen=True)
@@ -68,9 +76,7 @@ class GaussianParams:
     noise_multiplier: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.clip <= 0 or self.noise_multiplier < 0:
-            raise ConfigError(f"Gaussian LocalDP needs clip > 0 and noise_multiplier >= 0; got clip={self.clip}, "
-                              f"noise_multiplier={self.noise_multiplier}")
+        _check_gaussian(self.clip, self.noise_multiplier)
 
 
 @DEFENCES.register("localdp-laplace")

@@ -57,7 +57,15 @@ class LeakageSettings:
     know_init: bool = True
     """The paper's strongest setting: the server has the worker's network initialisation."""
     learn_labels: bool = False
-    seed: int = 0
+    """Also reconstruct the labels (a distribution per image) and report their recovery."""
+    seed: int | None = None
+    """Seed of the dummy batch (None: 0; the registered attack uses the target run's seed)."""
+
+    def __post_init__(self) -> None:
+        if self.iterations < 1 or self.inner < 1 or self.history < 1 or self.lr <= 0:
+            raise ConfigError(f"the leakage attack needs iterations, inner and history >= 1 and lr > 0; got "
+                              f"iterations={self.iterations}, inner={self.inner}, history={self.history}, "
+                              f"lr={self.lr}")
 
 
 @dataclass
@@ -185,7 +193,7 @@ def _pair(reconstruction: torch.Tensor, real: torch.Tensor, labels: torch.Tensor
 def leakage_attack(observed: WorkerRound, spec: DatasetSpec, settings: LeakageSettings = LeakageSettings(),
                    *, progress: bool = True) -> LeakageResult:
     """Reconstruct the worker's real batches from ``S^g`` and its returned set."""
-    gen = make_generator(settings.seed, "leakage")
+    gen = make_generator(settings.seed if settings.seed is not None else 0, "leakage")
     net = observed.net if settings.know_init else create_model(observed.model, spec.shape, spec.num_classes,
                                                                  generator=gen)  # its own guess of the weights
     for p in net.parameters():
