@@ -30,7 +30,7 @@ def test_method_table_keys_become_params(tmp_path: Path):
 @pytest.mark.parametrize(
     "override, words",
     [
-        ("method.ipc=ten", "method.ipc must be int"),
+        ("method.ipc=ten", "method.ipc must be a whole number"),
         ("sed=1", "Did you mean 'seed'"),
         ("eval.rnus=3", "Did you mean 'runs'"),
         ("noequals", "key=value"),

@@ -118,7 +118,7 @@ def test_loader_accepts_any_method_settings(tmp_path: Path):
         ("[mnist.ipc1.evl]\nruns = 1", "[mnist.ipc1.evl]: a setting may hold only these sub-tables: eval. Did you mean 'eval'?"),
         ("[mnist.ipc1.eval]\nrnus = 1", "preset dm/mnist/ipc1 in"),
         ("[mnist.ipc1.eval]\nrnus = 1", "Did you mean 'runs'"),
-        ("[mnist.ipc1]\niterations = 'many'", "method.iterations must be int"),
+        ("[mnist.ipc1]\niterations = 'many'", "method.iterations must be a whole number"),
         ("[mnist.ipc1]\nmodel = 3", "[mnist.ipc1] model = 3 is not a registered model"),
         ("[defaults]\nmodel = 'convnett'", "Did you mean 'convnet'?"),
         ("defaults = 3", "'defaults' must be a table"),

@@ -38,6 +38,7 @@ __all__ = [
     "config_to_dict",
     "config_to_toml",
     "load_config",
+    "coerce",
 ]
 
 
@@ -133,39 +134,69 @@ def _field_types(cls: type) -> dict[str, Any]:
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 
 
-def _coerce(value: Any, annotation: Any, where: str) -> Any:
-    """Coerce a TOML/CLI value to ``annotation`` or raise a ConfigError naming ``where``."""
-    origin = typing.get_origin(annotation)
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+def coerce(value: Any, annotation: Any, where: str) -> Any:
+    """``value`` (from TOML, JSON, code or a command line) as ``annotation`` says, or a ConfigError naming ``where``.
+
+    Handles ``int`` (exact, for 63-bit seeds too; ``"5.0"`` is 5), ``float``, ``bool``
+    (true/false, yes/no, on/off, 1/0), ``str``, ``tuple[X, ...]`` (a list, or
+    comma-separated text) and ``X | None`` (``None``, ``"none"``, ``"null"`` or ``""``).
+    The one coercer of run configs and of method, attack, defence and evaluation settings.
+
+    >>> coerce("0,0.5", tuple[float, ...], "attack.epsilons"), coerce("none", int | None, "seed")
+    ((0.0, 0.5), None)
+    """
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
     if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        if value is None or (isinstance(value, str) and value.lower() == "none"):
-            return None
-        return _coerce(value, args[0], where)
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null", "")):
+            if type(None) in args:
+                return None
+        inner = [a for a in args if a is not type(None)]
+        return coerce(value, inner[0], where) if len(inner) == 1 else value
     if origin is tuple:
-        if isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()]
-        if not isinstance(value, list | tuple):
-            raise ConfigError(f"{where} must be a list (e.g. a,b), got {value!r}")
-        return tuple(str(v) for v in value)
+        items = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            raise ConfigError(f"{where} must be a list (e.g. a,b); got {value!r}")
+        if args and Ellipsis not in args:  # fixed length: tuple[int, int]
+            if len(items) != len(args):
+                raise ConfigError(f"{where} must be a list of {len(args)}; got {value!r}")
+            return tuple(coerce(item, arg, where) for item, arg in zip(items, args, strict=True))
+        return tuple(coerce(item, args[0] if args else str, where) for item in items)
     if annotation is bool:
         if isinstance(value, bool):
             return value
-        if isinstance(value, str) and value.lower() in {"true", "false", "1", "0", "yes", "no"}:
-            return value.lower() in {"true", "1", "yes"}
-        raise ConfigError(f"{where} must be true or false, got {value!r}")
+        if isinstance(value, str) and value.strip().lower() in (*_TRUE, *_FALSE):
+            return value.strip().lower() in _TRUE
+        raise ConfigError(f"{where} must be true or false; got {value!r}")
     if annotation in (int, float):
-        if isinstance(value, bool):
-            raise ConfigError(f"{where} must be a number, got {value!r}")
-        try:
-            number = annotation(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where} must be {annotation.__name__}, got {value!r}") from None
-        if annotation is int and isinstance(value, float) and value != number:
-            raise ConfigError(f"{where} must be a whole number, got {value!r}")
-        return number
+        return _number(value, annotation, where)
     if annotation is str:
-        return str(value)
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be text; got {value!r}")
+        return value
     return value
+
+
+def _number(value: Any, annotation: type, where: str) -> int | float:
+    kind = "a whole number (int)" if annotation is int else "a number (float)"
+    if isinstance(value, bool):
+        raise ConfigError(f"{where} must be {kind}; got {value!r}")
+    if annotation is int and not isinstance(value, float):
+        try:
+            return int(value)  # exact, for 63-bit seeds too
+        except (TypeError, ValueError):
+            pass
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where} must be {kind}; got {value!r}") from None
+    if annotation is int:
+        if not number.is_integer():
+            raise ConfigError(f"{where} must be {kind}; got {value!r}")
+        return int(number)
+    return number
 
 
 def parse_params(cls: type[T], values: Mapping[str, Any], *, owner: str, prefix: str,
@@ -195,7 +226,13 @@ def parse_params(cls: type[T], values: Mapping[str, Any], *, owner: str, prefix:
                    else "Its settings: ")
                 + f"{', '.join(types_) or 'none'}."
             )
-    return cls(**{key: _coerce(value, types_[key], f"{prefix}{key}") for key, value in values.items()})
+    kwargs = {key: coerce(value, types_[key], f"{prefix}{key}") for key, value in values.items()}
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{owner}: {exc}") from None
 
 
 def _build_section(cls: type, values: Mapping[str, Any], section: str) -> Any:
@@ -204,7 +241,7 @@ def _build_section(cls: type, values: Mapping[str, Any], section: str) -> Any:
     params: dict[str, Any] = {}
     for key, value in values.items():
         if key in types_ and key != "params":
-            kwargs[key] = _coerce(value, types_[key], f"{section}.{key}")
+            kwargs[key] = coerce(value, types_[key], f"{section}.{key}")
         elif cls is MethodConfig and key == "params" and isinstance(value, Mapping):
             params.update(value)
         elif cls is MethodConfig:
@@ -228,7 +265,7 @@ def _from_dict(values: Mapping[str, Any]) -> RunConfig:
                 raise ConfigError(f"[{key}] must be a table of settings, got {value!r}")
             kwargs[key] = _build_section(_SECTIONS[key], value, key)
         elif key in top_types:
-            kwargs[key] = _coerce(value, top_types[key], key)
+            kwargs[key] = coerce(value, top_types[key], key)
         else:
             raise ConfigError(
                 f"unknown setting '{key}'.{did_you_mean(key, top_types)} "

@@ -48,7 +48,7 @@ def test_settings_are_read_from_command_line_text_and_from_values():
 
 @pytest.mark.parametrize(("values", "words"), [
     ({"count": "2.5"}, "whole number"),
-    ({"count": True}, "must be a number"),
+    ({"count": True}, "must be a whole number"),
     ({"on": "maybe"}, "true or false"),
     ({"rate": "fast"}, "must be a number"),
     ({"budgets": "0,x"}, "must be a number"),

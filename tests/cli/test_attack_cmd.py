@@ -57,7 +57,7 @@ def test_settings_come_from_defaults_then_attack_overrides_then_flags():
     [
         (["key-search", "x.safetensors", "budget=3"], "Did you mean 'attack.budget=3'?"),
         (["key-search", "x.safetensors", "attack.budgte=3"], "has no setting 'budgte'. Did you mean 'budget'?"),
-        (["key-search", "x.safetensors", "attack.budget=many"], "setting 'budget' must be a number"),
+        (["key-search", "x.safetensors", "attack.budget=many"], "attack.budget must be a whole number"),
         (["key-search", "x.safetensors", "--budget", "0"], "budget >= 1"),
         (["deepfool", "x.safetensors", "attack.norm=l1"], "unknown DeepFool norm 'l1'"),
         (["leakage", "attack.iterations=0"], "iterations"),

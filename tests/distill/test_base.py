@@ -95,7 +95,7 @@ def test_resume_from_checkpoint_matches_uninterrupted_run(digits_train, tmp_path
 def test_method_settings_are_validated(digits_train):
     with pytest.raises(ConfigError, match="Did you mean 'batch'"):
         run_method(_cfg("method.bathc=3"), digits_train, progress=False)
-    with pytest.raises(ConfigError, match="method.lr must be float"):
+    with pytest.raises(ConfigError, match="method.lr must be a number"):
         run_method(_cfg('method.lr="fast"'), digits_train, progress=False)
     with pytest.raises(UnknownNameError, match="Valid methods"):
         run_method(apply_overrides(RunConfig(), ["method.name=nope"]), digits_train, progress=False)

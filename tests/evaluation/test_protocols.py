@@ -45,13 +45,13 @@ def test_the_default_is_plain_sgd_and_stores_nothing():
     ({"protocol": "replai", "steps": 1}, r"unknown evaluation protocol 'replai'. Did you mean 'replay'\?"),
     ({"cutmix_prob": 0.5, "cutmix": 1}, r"protocol 'sgd' has no field 'cutmix'.*Its fields: cutmix_prob"),
     ({"protocol": "replay", "steps": 1, "init": "key"}, "protocol 'replay' needs epochs"),
-    ({"protocol": "replay", "steps": "2", "epochs": 1, "init": "key"}, "'steps' must be int; got '2'"),
-    ({"protocol": "replay", "steps": 1, "epochs": 1, "init": "key", "held_out": 3}, "'held_out' must be a list"),
-    ({"protocol": "replay", "steps": 1, "epochs": 1, "init": "key", "relabel": [1]}, "'relabel' must be a list of 2"),
+    ({"protocol": "replay", "steps": "two", "epochs": 1, "init": "key"}, "evaluation.steps must be a whole number"),
+    ({"protocol": "replay", "steps": 1, "epochs": 1, "init": "key", "held_out": 3}, "evaluation.held_out must be a list"),
+    ({"protocol": "replay", "steps": 1, "epochs": 1, "init": "key", "relabel": [1]}, "evaluation.relabel must be a list of 2"),
     ({"protocol": "replay", "steps": 1, "epochs": 1, "init": "lucky"}, "init must be one of fixed, random, pool, key"),
     ({"protocol": "replay", "steps": 1, "epochs": 1, "init": "fixed", "model": "lenet"}, "needs init_seed"),
     ({"protocol": "replay", "steps": 0, "epochs": 1, "init": "key"}, "steps >= 1"),
-    ({"dsa_strategy": 3}, "'dsa_strategy' must be str"),
+    ({"dsa_strategy": 3}, "evaluation.dsa_strategy must be text"),
 ])
 def test_bad_hints_are_refused_with_what_is_wrong(data, message):
     with pytest.raises(ArtifactError, match=message) as caught:

@@ -29,13 +29,12 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
-from securedd.errors import ConfigError, did_you_mean
+from securedd.config import parse_params
+from securedd.errors import ConfigError
 from securedd.registry import Registry
 
 __all__ = ["ATTACKS", "Attack", "AttackResult", "NoParams", "list_attacks"]
@@ -44,9 +43,6 @@ TargetT = TypeVar("TargetT")
 ResultT = TypeVar("ResultT", bound="AttackResult")
 
 ATTACKS: Registry[type[Attack[Any, Any]]] = Registry("attack")
-
-_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
-
 
 @dataclass(frozen=True)
 class NoParams:
@@ -96,20 +92,7 @@ class Attack(Generic[TargetT, ResultT]):
         line: ``"true"``/``"false"`` for flags, ``"none"`` for an optional setting left
         unset, comma-separated items for a tuple.
         """
-        fields = {f.name: f for f in dataclasses.fields(cls.Params)}
-        for key in values:
-            if key not in fields:
-                own = ", ".join(fields) or "none"
-                raise ConfigError(f"attack '{cls.name}' has no setting '{key}'.{did_you_mean(key, fields)} "
-                                  f"Its settings: {own}.")
-        hints = typing.get_type_hints(cls.Params)
-        kwargs = {key: _coerce(cls.name, key, value, hints[key]) for key, value in values.items()}
-        try:
-            return cls.Params(**kwargs)
-        except (TypeError, ValueError) as exc:
-            if isinstance(exc, ConfigError):
-                raise
-            raise ConfigError(f"attack '{cls.name}': {exc}") from None
+        return parse_params(cls.Params, values, owner=f"attack '{cls.name}'", prefix="attack.")
 
     @classmethod
     def settings(cls) -> dict[str, Any]:
@@ -146,46 +129,3 @@ def _default(f: dataclasses.Field[Any]) -> Any:
     return None
 
 
-def _coerce(attack: str, key: str, value: Any, hint: Any) -> Any:
-    """``value`` as the type ``hint`` says (``int``, ``float``, ``bool``, ``str``, ``tuple[X, ...]``, ``X | None``)."""
-    where = f"attack '{attack}': setting '{key}'"
-    args = typing.get_args(hint)
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null", "")):
-            if type(None) in args:
-                return None
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(attack, key, value, inner[0]) if len(inner) == 1 else value
-    if typing.get_origin(hint) is tuple:
-        items = [s.strip() for s in value.split(",") if s.strip()] if isinstance(value, str) else value
-        if not isinstance(items, list | tuple):
-            raise ConfigError(f"{where} must be a list; got {value!r}")
-        return tuple(_coerce(attack, key, item, args[0]) for item in items)
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().lower() in (*_TRUE, *_FALSE):
-            return value.strip().lower() in _TRUE
-        raise ConfigError(f"{where} must be true or false; got {value!r}")
-    if hint in (int, float):
-        if isinstance(value, bool):
-            raise ConfigError(f"{where} must be a number; got {value!r}")
-        if hint is int and not isinstance(value, float):
-            try:
-                return int(value)  # exact, for 63-bit seeds too
-            except (TypeError, ValueError):
-                pass
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where} must be a number; got {value!r}") from None
-        if hint is int:
-            if not number.is_integer():
-                raise ConfigError(f"{where} must be a whole number; got {value!r}")
-            return int(number)
-        return number
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where} must be text; got {value!r}")
-        return value
-    return value

@@ -29,7 +29,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,7 +37,7 @@ from typing import Any, ClassVar
 import torch
 
 from securedd.artifacts import Artifact
-from securedd.config import EvalConfig
+from securedd.config import EvalConfig, coerce
 from securedd.data.spec import DatasetSpec, RealData
 from securedd.errors import ArtifactError, ConfigError, MismatchError, did_you_mean
 from securedd.evaluation.train_eval import EvalReport, evaluate_set
@@ -108,30 +107,6 @@ class ReplayHints:
             raise ConfigError("replay init 'fixed' needs init_seed, the seed of the network the set was made for")
         if self.init == "pool" and (not self.pool or self.held_out is None):
             raise ConfigError("replay init 'pool' needs the pool folder and its held_out network indices")
-
-
-def _coerce(value: Any, annotation: Any, name: str) -> Any:
-    """``value`` as ``annotation`` (int, float, str, bool, tuples of int, or ``X | None``); TypeError if it is not."""
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        if value is None:
-            return None
-        return _coerce(value, next(a for a in typing.get_args(annotation) if a is not type(None)), name)
-    if origin is tuple:
-        args = typing.get_args(annotation)
-        if not isinstance(value, list | tuple) or (Ellipsis not in args and len(value) != len(args)):
-            raise TypeError(f"'{name}' must be a list of {len(args) if Ellipsis not in args else 'any number of'} "
-                            f"integers; got {value!r}")
-        return tuple(_coerce(v, args[0], name) for v in value)
-    if annotation is bool and isinstance(value, bool):
-        return value
-    if annotation is int and isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if annotation is float and isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if annotation is str and isinstance(value, str):
-        return value
-    raise TypeError(f"'{name}' must be {getattr(annotation, '__name__', annotation)}; got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -217,7 +192,7 @@ def _typed_fields(hints_type: type, values: Mapping[str, Any], protocol: str) ->
     if missing:
         raise ConfigError(f"evaluation protocol '{protocol}' needs {', '.join(missing)}")
     try:
-        return hints_type(**{k: _coerce(v, types_[k], k) for k, v in values.items()})
+        return hints_type(**{k: coerce(v, types_[k], f"evaluation.{k}") for k, v in values.items()})
     except TypeError as exc:
         raise ConfigError(f"evaluation protocol '{protocol}': {exc}") from None
 
