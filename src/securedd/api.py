@@ -64,7 +64,7 @@ def distill(
     checkpoint = Path(str(out) + ".ckpt") if out is not None else None
     result = run_method(config, real, progress=progress, checkpoint=checkpoint, resume=resume)
     syn = result.synthetic
-    kwargs = dict(
+    kwargs: dict[str, Any] = dict(
         spec=real.spec, method=result.method, ipc=config.method.ipc, seed=config.seed, lrs=syn.lrs,
         extras=syn.extras, config=redacted(method_settings(config), result.metadata.get("redact", ())),
         info={"iterations": result.iterations, "final_loss": result.history[-1] if result.history else None},
@@ -74,9 +74,9 @@ def distill(
         import tempfile
 
         with tempfile.TemporaryDirectory() as tmp:
-            art = save_artifact(Path(tmp) / "set.safetensors", syn.images, syn.labels, **kwargs)  # type: ignore[arg-type]
+            art = save_artifact(Path(tmp) / "set.safetensors", syn.images, syn.labels, **kwargs)
             return Artifact(art.images, art.labels, art.metadata, art.lrs, art.extras, None)
-    art = save_artifact(out, syn.images, syn.labels, **kwargs)  # type: ignore[arg-type]
+    art = save_artifact(out, syn.images, syn.labels, **kwargs)
     if checkpoint is not None and checkpoint.exists():
         checkpoint.unlink()
     return art
@@ -132,8 +132,8 @@ def evaluate(
     check_device(device)
     art = artifact if isinstance(artifact, Artifact) else load_artifact(artifact)
     cfg = config or EvalConfig()
-    overrides = {"models": tuple(models) if models else None, "runs": runs, "epochs": epochs, "dsa": dsa,
-                 "cutmix": cutmix}
+    overrides: dict[str, Any] = {"models": tuple(models) if models else None, "runs": runs, "epochs": epochs,
+                                 "dsa": dsa, "cutmix": cutmix}
     cfg = dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     spec = art.spec
     if test is None:

@@ -169,8 +169,8 @@ def _federated(s: _Section, result: DemoResult, random_row: dict[str, Any]) -> d
     """Section 2: SFDD on Flower, the same DC centrally at the same budget, beside ``random_row`` (IPC 1)."""
     central_cfg = s.config([*FEDERATED_DEMO, f"method.iterations={FEDERATED_ROUNDS}"])
     central = s.score(s.distill(central_cfg, "dc_central"), f"DC centrally, {FEDERATED_ROUNDS} iterations")
-    section = {"clients": FEDERATED_CLIENTS, "rounds": FEDERATED_ROUNDS, "server_momentum": FEDERATED_MOMENTUM,
-               "rows": [central, random_row]}
+    section: dict[str, Any] = {"clients": FEDERATED_CLIENTS, "rounds": FEDERATED_ROUNDS,
+                               "server_momentum": FEDERATED_MOMENTUM, "rows": [central, random_row]}
     _floor(result, "SFDD", central["set"], central["mean"], random_row)
     try:
         import flwr  # noqa: F401
@@ -216,9 +216,10 @@ def _secdd_round_trip(s: _Section, result: DemoResult, floor: dict[str, Any]) ->
     receiver = replay_key(art, key, s.test).accuracy
     others = [replay_key(art, TargetKey(key.model, key.seed + k, key.init_scheme), s.test).accuracy
               for k in range(1, SECDD_OTHER_SEEDS + 1)]
-    rows = [{"network": f"{key.model}, the key's seed (receiver)", "accuracy": receiver},
-            {"network": f"{key.model}, {len(others)} other seeds (mean)", "accuracy": sum(others) / len(others)},
-            {"network": f"{key.model}, {len(others)} other seeds (best)", "accuracy": max(others)}]
+    rows: list[dict[str, Any]] = [
+        {"network": f"{key.model}, the key's seed (receiver)", "accuracy": receiver},
+        {"network": f"{key.model}, {len(others)} other seeds (mean)", "accuracy": sum(others) / len(others)},
+        {"network": f"{key.model}, {len(others)} other seeds (best)", "accuracy": max(others)}]
     rows += [{"network": f"{arch}, the key's seed", "accuracy": replay_key(art, TargetKey(arch, key.seed), s.test).accuracy}
              for arch in SECDD_OTHER_ARCHS]
     _floor(result, "SecDD", rows[0]["network"], receiver, floor)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -12,6 +13,9 @@ import torch  # noqa: E402
 
 from securedd.artifacts import Artifact  # noqa: E402
 from securedd.data.zca import ZCAWhitening  # noqa: E402
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["display_pixels", "pairs_figure", "save_grid", "save_neighbour_grid", "save_pairs"]
 
@@ -72,7 +76,7 @@ def save_pairs(top: torch.Tensor, bottom: torch.Tensor, captions: list[str], pat
 
 
 def pairs_figure(top: torch.Tensor, bottom: torch.Tensor, captions: list[str], *, rows: tuple[str, str],
-                 max_images: int = 20) -> plt.Figure:
+                 max_images: int = 20) -> Figure:
     """The figure :func:`save_pairs` writes (for callers that embed it elsewhere)."""
     n = min(len(top), max_images)
     grey = top.shape[1] == 1
@@ -91,7 +95,7 @@ def pairs_figure(top: torch.Tensor, bottom: torch.Tensor, captions: list[str], *
     return fig
 
 
-def _save(fig: plt.Figure, path: str | Path) -> Path:
+def _save(fig: Figure, path: str | Path) -> Path:
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

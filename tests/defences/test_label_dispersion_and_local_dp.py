@@ -73,3 +73,10 @@ def test_ledger_epsilon_matches_the_reference_values():
     heuristic = PrivacyLedger("ldpo-rld", rounds=100)
     assert heuristic.epsilon() is None and "epsilon" not in heuristic.to_dict()
     assert rdp.to_dict()["epsilon"] == pytest.approx(rdp.epsilon())
+
+
+def test_laplace_noise_is_finite_even_for_a_draw_of_zero(monkeypatch):
+    """torch.rand returns 0.0 now and then (u = -0.5, an infinite inverse-CDF sample); the noise stays finite."""
+    monkeypatch.setattr(torch, "rand", lambda shape, **kwargs: torch.zeros(shape))
+    noisy = laplace_local_dp(torch.zeros(4), 1.0, 0.1, torch.Generator().manual_seed(0))
+    assert torch.isfinite(noisy).all() and (noisy.abs() > 1).all()  # the extreme draw: large, but finite

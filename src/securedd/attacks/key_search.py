@@ -191,7 +191,7 @@ def resemblance(art: Artifact, train: RealData, batch: int = 4096) -> dict[str, 
     syn_pixels = spec.denormalize(art.images.float())
     for a, b in zip(syn_pixels, real_pixels, strict=True):
         a_np, b_np = a.permute(1, 2, 0).numpy(), b.permute(1, 2, 0).numpy()  # models need >= 8x8: 7x7 windows fit
-        ssim.append(float(structural_similarity(a_np, b_np, data_range=1.0, channel_axis=2,  # type: ignore[no-untyped-call]
+        ssim.append(float(structural_similarity(a_np, b_np, data_range=1.0, channel_axis=2,
                                                 win_size=7)))
     return {"nearest_index": nearest.tolist(), "distance": best.tolist(), "ssim": ssim,
             "mean_distance": float(best.mean()), "mean_ssim": float(np.mean(ssim))}

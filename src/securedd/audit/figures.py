@@ -11,6 +11,8 @@ import torch
 from securedd.artifacts import Artifact
 from securedd.attacks.membership import MembershipResult
 from securedd.data.spec import RealData
+from securedd.errors import ConfigError
+from securedd.models.protocols import Embedder
 from securedd.rng import make_generator
 from securedd.visualize import pairs_figure as side_by_side
 
@@ -68,6 +70,9 @@ def tsne_figure(reference: torch.nn.Module, art: Artifact, test: RealData, point
     """t-SNE of ``points`` test images and the distilled set in ``reference``'s feature space."""
     from sklearn.manifold import TSNE
 
+    if not isinstance(reference, Embedder):
+        raise ConfigError(f"the t-SNE needs a reference network with penultimate features (embed); got "
+                          f"{type(reference).__name__}")
     gen = make_generator(seed, "audit", "tsne")
     real = test.subset(torch.randperm(len(test), generator=gen)[:points])
     with torch.no_grad():

@@ -17,7 +17,7 @@ from securedd.store import atomic_write_bytes
 from securedd.training.pool import load_pool
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a = sub.add_parser(
         "adapt", help="distil images that adapt source-trained networks to a target dataset (DD)",
         description="Fast domain adaptation (DD): distils --ipc images per class of the target dataset, applied "

@@ -11,7 +11,7 @@ from securedd.cli.common import add_data_flags, echo, examples
 from securedd.errors import ConfigError
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "audit", help="audit an artifact: accuracy, membership inference, robustness, memorisation, fairness",
         description="Trains fresh networks on the artifact and a full-data ConvNet-3 reference, then measures "

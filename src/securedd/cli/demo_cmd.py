@@ -8,7 +8,7 @@ from securedd.cli.common import add_data_flags, echo, examples
 from securedd.demo import best_method, run_demo
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "demo", help="distil, evaluate against random real images, write a report",
         description="Distil a dataset with the best available method and with random real images at the same "

@@ -11,7 +11,7 @@ from securedd.cli.common import add_run_flags, default_out, echo, examples, prin
 from securedd.visualize import save_grid
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "distill", help="distil a dataset into a .safetensors artifact",
         description="Distil a dataset into a few images per class and write a verified artifact. Without "

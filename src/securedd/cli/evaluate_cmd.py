@@ -12,7 +12,7 @@ from securedd.cli.common import add_data_flags, echo, examples
 from securedd.store import atomic_write_bytes
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "evaluate", help="train fresh models on an artifact, test on real data",
         description="The standard protocol: SGD, 1000 epochs with DSA (300 without), final test accuracy "

@@ -11,7 +11,7 @@ from securedd.data import load_dataset
 from securedd.distill.experts import human_bytes, plan_experts, train_experts
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "experts", help="train expert trajectories for trajectory matching (mtt)",
         description="Train N networks on the real training data with plain SGD and store every epoch's "

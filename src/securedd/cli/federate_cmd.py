@@ -17,7 +17,7 @@ _DEFENCE_FLAGS = {"k": "k", "eps": "eps", "dispersion": "dispersion", "draw": "d
                   "scale": "scale", "clip": "clip", "noise_multiplier": "noise_multiplier"}
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "federate", help="distil across clients that keep their data (SFDD on Flower)",
         description="Federated dataset distillation (SFDD): the server owns the synthetic set; every round each "

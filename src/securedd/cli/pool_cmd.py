@@ -9,7 +9,7 @@ from securedd.data import dataset_spec, load_dataset
 from securedd.training.pool import load_pool, train_pool
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "pool", help="train a pool of networks (DD's pretrained initialisation)",
         description="Trains COUNT networks on a dataset (SGD, lr 0.01, momentum 0.9) into a folder with a "

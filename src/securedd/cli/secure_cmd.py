@@ -17,7 +17,7 @@ from securedd.secure.signing import generate_signing_keys, sign_artifact, signat
 from securedd.store import atomic_write_bytes
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     fmt = argparse.RawDescriptionHelpFormatter
     p = sub.add_parser("keygen", help="make an Ed25519 key pair for signing artifacts", formatter_class=fmt,
                        description="Writes NAME.pem (private: keep it) and NAME.pub.pem (public: give it to "

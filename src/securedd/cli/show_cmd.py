@@ -10,7 +10,7 @@ from securedd.cli.common import echo, examples
 from securedd.visualize import save_grid
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "show", help="write a PNG grid of an artifact (verifies it first)",
         description="Verify an artifact, print its metadata and write a labelled PNG grid, one row per class.",

@@ -100,7 +100,10 @@ class DSA:
         h, w = int(size[0]), int(size[1])
         p = self.params
         dev = generator.device
-        rand = lambda *shape: torch.rand(m, *shape, generator=generator, device=dev)  # noqa: E731
+
+        def rand(*shape: int) -> torch.Tensor:
+            return torch.rand(m, *shape, generator=generator, device=dev)
+
         values: dict[str, torch.Tensor] = {}
         for op in ops:
             if op == "scale":

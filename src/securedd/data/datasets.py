@@ -96,7 +96,7 @@ def _gtsrb_read(root: Path, split: str, download: bool) -> tuple[torch.Tensor, t
     out = np.empty((len(samples), 32, 32, 3), dtype=np.uint8)
     for i, (path, _) in enumerate(samples):
         with Image.open(path) as img:
-            out[i] = np.asarray(img.convert("RGB").resize((32, 32), Image.BILINEAR))
+            out[i] = np.asarray(img.convert("RGB").resize((32, 32), Image.Resampling.BILINEAR))
     labels = torch.tensor([label for _, label in samples], dtype=torch.int64)
     return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous(), labels
 

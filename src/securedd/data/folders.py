@@ -72,10 +72,10 @@ def _decode(files: list[tuple[Path, int]], channels: int | None, size: tuple[int
     mode = "L" if channels == 1 else "RGB"
     out = np.empty((len(files), size[0], size[1], channels), dtype=np.uint8)
     for i, (path, _) in enumerate(files):
-        with Image.open(path) as img:
-            img = img.convert(mode)
+        with Image.open(path) as opened:
+            img = opened.convert(mode)
             if img.size != (size[1], size[0]):
-                img = img.resize((size[1], size[0]), Image.BILINEAR)
+                img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR)
             out[i] = np.asarray(img).reshape(size[0], size[1], channels)
     return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
 
@@ -159,10 +159,11 @@ def read_npz(path: Path) -> dict[str, object]:
     if missing:
         raise DataError(f"npz file '{path}' lacks {', '.join(missing)}; it needs arrays {', '.join(needed)}")
     out: dict[str, object] = {}
+    labels: dict[str, torch.Tensor] = {}
     for split in ("train", "test"):
         out[f"x_{split}"] = _to_nchw(arrays[f"x_{split}"], f"x_{split}", path)
-        out[f"y_{split}"] = torch.from_numpy(arrays[f"y_{split}"].astype(np.int64).reshape(-1))
-    num_classes = int(max(out["y_train"].max(), out["y_test"].max())) + 1  # type: ignore[union-attr]
+        out[f"y_{split}"] = labels[split] = torch.from_numpy(arrays[f"y_{split}"].astype(np.int64).reshape(-1))
+    num_classes = int(max(labels["train"].max(), labels["test"].max())) + 1
     names = arrays.get("class_names")
     out["class_names"] = [str(n) for n in names] if names is not None else [str(i) for i in range(num_classes)]
     return out

@@ -88,7 +88,8 @@ class ZCAWhitening:
     def inverse(self, whitened: torch.Tensor) -> torch.Tensor:
         """Whitened images -> pixels (for pictures of a whitened set)."""
         flat = whitened.reshape(whitened.shape[0], -1)
-        pix = torch.linalg.solve(self.matrix.to(flat), flat.T).T + self.mean.to(flat)
+        solved: torch.Tensor = torch.linalg.solve(self.matrix.to(flat), flat.T)
+        pix = solved.T + self.mean.to(flat)
         return pix.reshape(whitened.shape)
 
     def transform_normalised(self, images: torch.Tensor, spec: DatasetSpec) -> torch.Tensor:

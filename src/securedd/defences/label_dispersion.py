@@ -8,15 +8,18 @@ defence). By default one draw per class and matching step serves the real and th
 synthetic images of that class alike (the paper's ``Lin(y_c, k, eps)``); ``draw="image"``
 draws per image.
 
-The paper defines it for gradient matching. For distribution matching, whose loss has
-no labels, the same distributions mix the real class means: class ``c``'s real signal
-becomes ``sum_j T[c, j] mu_j``, the mean embedding the dispersed labels describe. It is
-a heuristic with no formal guarantee: its ledger never reports an epsilon.
+The paper defines it for gradient matching, where the real and the synthetic images of a
+class train against the same distribution. For distribution matching, whose loss has no
+labels, the same distributions mix the class means on both sides of the match: class
+``c`` matches ``sum_j T[c, j] mu_j`` of the real means against the same mixture of the
+synthetic means. The minimiser is unchanged (``T`` has full rank in practice), but each
+class's update carries the other classes' residuals. This adaptation is ours. It is a
+heuristic with no formal guarantee: its ledger never reports an epsilon.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import torch
@@ -113,8 +116,8 @@ class _Dispersion(Hooks):
         classes = torch.tensor(signal.classes, device=means.device)
         p = self.params
         mix = ldpo_rld_targets(classes, self.num_classes, p.k, p.eps, p.dispersion, self.gen, p.draw)[:, classes]
-        mix = mix / mix.sum(1, keepdim=True)  # mass on classes outside the signal goes back to the present ones
-        return signal.with_values((mix.to(means.dtype) @ means,))
+        mix = (mix / mix.sum(1, keepdim=True)).to(means.dtype)  # mass on absent classes goes to the present ones
+        return replace(signal, values=(mix @ means,), mixing=mix)
 
 
 @DEFENCES.register("ldpo-rld")

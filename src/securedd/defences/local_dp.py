@@ -27,6 +27,8 @@ def laplace_local_dp(update: torch.Tensor, clamp: float, scale: float, generator
     """The SFDD paper's LocalDP: clamp each coordinate to [-clamp, clamp], add Laplace(0, scale) noise."""
     _check_laplace(clamp, scale)
     u = torch.rand(update.shape, generator=generator, device=generator.device).to(update) - 0.5
+    # a draw of exactly 0 gives u = -0.5 and an infinite sample: keep u inside (-0.5, 0.5)
+    u = u.clamp_min(-0.5 + torch.finfo(u.dtype).eps)
     noise = -scale * u.sign() * torch.log1p(-2 * u.abs())
     return update.clamp(-clamp, clamp) + noise
 

@@ -21,6 +21,7 @@ and final loss.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -83,13 +84,13 @@ class _Carry(torch.autograd.Function):
     """Returns ``value``; on backward hands ``grad_out * g`` to each input with precomputed ``g``."""
 
     @staticmethod
-    def forward(ctx, value, n, *tensors):  # type: ignore[no-untyped-def, override]
+    def forward(ctx: Any, value: torch.Tensor, n: int, *tensors: torch.Tensor) -> torch.Tensor:
         ctx.n = n
         ctx.save_for_backward(*tensors[n:])
         return value.clone()
 
     @staticmethod
-    def backward(ctx, grad_out):  # type: ignore[no-untyped-def, override]
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         grads = ctx.saved_tensors
         return (None, None, *(grad_out * g for g in grads), *(None for _ in grads))
 
@@ -98,4 +99,5 @@ def carry_gradients(value: torch.Tensor, inputs: Sequence[torch.Tensor], grads: 
     """``value``, differentiable: ``backward()`` on it delivers ``grads`` (precomputed) to ``inputs``."""
     if len(inputs) != len(grads):
         raise ValueError(f"{len(inputs)} inputs but {len(grads)} gradients")
-    return _Carry.apply(value, len(inputs), *inputs, *grads)
+    out: torch.Tensor = _Carry.apply(value, len(inputs), *inputs, *grads)
+    return out

@@ -51,7 +51,7 @@ P = TypeVar("P")
 
 log = logging.getLogger(__name__)
 
-METHODS: Registry[type[Method]] = Registry("method")
+METHODS: Registry[type[Method[Any]]] = Registry("method")
 
 
 @dataclass(frozen=True)

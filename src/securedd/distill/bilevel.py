@@ -44,7 +44,7 @@ from torch import nn
 from securedd.data.steps import step_plan
 from securedd.distill.adjoint import adjoint_unroll, carry_gradients
 from securedd.errors import ConfigError
-from securedd.models.functional import call_flat, flat_params, param_layout
+from securedd.models.functional import ParamLayout, call_flat, flat_params, param_layout
 
 __all__ = ["MEMORY_MODES", "flat_params", "outer_cross_entropy", "raw_step_loss", "step_loss", "step_plan", "unrolled_loss"]
 
@@ -65,12 +65,12 @@ def raw_step_loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 
 def outer_cross_entropy(model: nn.Module, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
-                        layout: list | None = None) -> torch.Tensor:
+                        layout: ParamLayout | None = None) -> torch.Tensor:
     """Cross-entropy of ``model`` with flat parameters ``theta`` on a real batch (DD's outer loss)."""
     return F.cross_entropy(call_flat(model, theta, x, layout), y)
 
 
-def _step_gradient(model: nn.Module, layout: list, theta: torch.Tensor, images: torch.Tensor,
+def _step_gradient(model: nn.Module, layout: ParamLayout, theta: torch.Tensor, images: torch.Tensor,
                    targets: torch.Tensor, index: torch.Tensor, loss_fn: StepLoss, *,
                    create_graph: bool) -> torch.Tensor:
     loss = loss_fn(call_flat(model, theta, images[index], layout), targets[index])
@@ -116,10 +116,9 @@ def unrolled_loss(
     if memory != "recompute":
         raise ConfigError(f"memory must be one of {', '.join(MEMORY_MODES)}; got '{memory}'")
     soft = targets.is_floating_point() and targets.requires_grad
-    hard = None if soft else targets
 
     def step_gradient(k: int, theta: torch.Tensor, learned: Sequence[torch.Tensor], graph: bool) -> torch.Tensor:
-        y = learned[1] if soft else hard
+        y = learned[1] if soft else targets
         return _step_gradient(model, layout, theta, learned[0], y, plan[k], loss_fn, create_graph=graph)
 
     value, grads, g_lrs = adjoint_unroll(step_gradient, start, lrs, outer, (images, targets) if soft else (images,))

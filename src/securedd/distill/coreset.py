@@ -16,13 +16,15 @@ from tqdm.auto import tqdm
 
 from securedd.distill.base import METHODS, DistillContext, Method, NoParams
 from securedd.distill.synthetic import SyntheticSet, class_labels
+from securedd.errors import ConfigError
+from securedd.models.protocols import Embedder
 from securedd.training import inference_batch
 
 __all__ = ["HerdingMethod", "KCenterMethod", "RandomMethod", "herding_select", "kcenter_select"]
 
 
 @METHODS.register("random")
-class RandomMethod(Method):
+class RandomMethod(Method[NoParams]):
     """Random real images, ``ipc`` per class (the field's baseline)."""
 
     name = "random"
@@ -64,7 +66,7 @@ def train_embedder(ctx: DistillContext, params: EmbeddingParams) -> torch.nn.Mod
 
 
 @torch.no_grad()
-def embed_all(model: torch.nn.Module, images: torch.Tensor, batch: int | None = None) -> torch.Tensor:
+def embed_all(model: Embedder, images: torch.Tensor, batch: int | None = None) -> torch.Tensor:
     """(N, D) features of every image, in batches of :func:`inference_batch` by default."""
     batch = batch or inference_batch(images)
     return torch.cat([model.embed(images[i : i + batch]) for i in range(0, len(images), batch)])
@@ -102,13 +104,16 @@ def kcenter_select(features: torch.Tensor, k: int) -> torch.Tensor:
     return torch.tensor(chosen, dtype=torch.long)
 
 
-class _FeatureCoreset(Method):
+class _FeatureCoreset(Method[EmbeddingParams]):
     Params = EmbeddingParams
     select = staticmethod(herding_select)
 
     def init_synthetic(self) -> SyntheticSet:
         ctx = self.ctx
         model = train_embedder(ctx, self.params)
+        if not isinstance(model, Embedder):
+            raise ConfigError(f"{self.name} selects in a feature space: method.embed_model must be a network with "
+                              f"penultimate features (embed); {type(model).__name__} has none")
         chosen = []
         for c in tqdm(range(ctx.spec.num_classes), desc=f"select ({self.name})", disable=not ctx.progress, leave=False):
             pool = ctx.sampler.class_indices(c).to(ctx.device)

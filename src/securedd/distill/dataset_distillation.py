@@ -155,7 +155,7 @@ def _softplus_inverse(x: float) -> float:
 
 
 @METHODS.register("dd")
-class DDMethod(Method):
+class DDMethod(Method[DDParams]):
     """DD: images and per-step learning rates through unrolled GD on one or many initialisations."""
 
     name = "dd"
@@ -264,7 +264,8 @@ class DDMethod(Method):
 
         total = sum(unrolled_loss(self.model, start.to(syn.images.dtype), syn.images, syn.labels, lrs, self.plan,
                                   outer, loss_fn=self.step_loss, memory=p.memory) for start in self.starts())
-        yield total / (1 if p.init == "fixed" else p.nets_per_step)  # type: ignore[operator]
+        assert isinstance(total, torch.Tensor)  # sum() of tensors: starts() is never empty (nets_per_step >= 1)
+        yield total / (1 if p.init == "fixed" else p.nets_per_step)
 
     # --- what is stored ------------------------------------------------------------------
 
@@ -297,6 +298,7 @@ class SLDDMethod(DDMethod):
 
     name = "sldd"
     Params = SLDDParams
+    params: SLDDParams
 
     def __init__(self, params: SLDDParams, ctx: DistillContext) -> None:
         if params.label_init not in LABEL_INITS:
@@ -308,7 +310,7 @@ class SLDDMethod(DDMethod):
         self.step_loss = step_loss if params.label_targets == "softmax" else raw_step_loss
 
     def _labels(self, syn_labels: torch.Tensor) -> torch.Tensor:
-        p: SLDDParams = self.params  # type: ignore[assignment]
+        p = self.params
         logits = initial_label_logits(p.label_init, syn_labels, self.ctx.spec.num_classes, p.label_scale,
                                       self.ctx.generator("labels"))
         return logits.requires_grad_(True)
@@ -352,6 +354,7 @@ class SecDDMethod(SLDDMethod):
 
     name = "secdd"
     Params = SecDDParams
+    params: SecDDParams
 
     def __init__(self, params: SecDDParams, ctx: DistillContext) -> None:
         if not (params.mode in ("learn", "noise") or params.mode.startswith("unrelated:")):
@@ -366,7 +369,7 @@ class SecDDMethod(SLDDMethod):
         super().__init__(params, ctx)
 
     def target(self) -> tuple[str, int, str]:
-        p: SecDDParams = self.params  # type: ignore[assignment]
+        p = self.params
         path = Path(p.key)
         if path.exists():
             key = load_key(path)
@@ -379,7 +382,7 @@ class SecDDMethod(SLDDMethod):
 
     def init_synthetic(self) -> SyntheticSet:
         syn = super().init_synthetic()
-        mode, ctx = self.params.mode, self.ctx  # type: ignore[attr-defined]
+        mode, ctx = self.params.mode, self.ctx
         if mode == "learn":
             return syn
         n, gen = ctx.spec.num_classes * ctx.ipc, ctx.generator("secdd/images")
@@ -391,7 +394,7 @@ class SecDDMethod(SLDDMethod):
 
     def _learnables(self, syn: SyntheticSet) -> list[torch.Tensor]:
         learned = super()._learnables(syn)
-        return learned if self.params.mode == "learn" else learned[1:]  # type: ignore[attr-defined]
+        return learned if self.params.mode == "learn" else learned[1:]
 
     def replay_hints(self) -> ReplayHints:
         """The key's network: neither its architecture nor its seed goes into the artifact."""

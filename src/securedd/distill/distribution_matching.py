@@ -25,6 +25,7 @@ from securedd.distill.hooks import RealSignal
 from securedd.distill.synthetic import SyntheticSet, learnable_set
 from securedd.errors import ConfigError
 from securedd.models.pieces import has_batch_norm, num_pieces
+from securedd.models.protocols import Embedder
 
 __all__ = ["DMMethod", "DMParams", "class_means", "dm_loss"]
 
@@ -87,7 +88,7 @@ def _mean_embedding(embed: Callable[[torch.Tensor], torch.Tensor], x: torch.Tens
     return torch.cat([embed(part) for part in x.tensor_split(num_pieces(len(x), chunk))]).mean(0)
 
 
-def _embed(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+def _embed(net: Embedder, x: torch.Tensor) -> torch.Tensor:
     return net.embed(x)
 
 
@@ -106,7 +107,7 @@ class DMMethod(Method[DMParams]):
             raise ConfigError(f"method.chunk must be >= 0 (0: whole classes); got {params.chunk}")
         strategy = params.dsa_strategy or ctx.spec.dsa_strategy
         self.dsa = DSA(strategy) if params.dsa else None
-        self.real_embed: Callable[[torch.nn.Module, torch.Tensor], torch.Tensor] = (
+        self.real_embed: Callable[[Embedder, torch.Tensor], torch.Tensor] = (
             torch.compile(_embed, dynamic=False) if params.compile else _embed)
 
     def init_synthetic(self) -> SyntheticSet:
@@ -138,6 +139,8 @@ class DMMethod(Method[DMParams]):
             real.append(r)
             fake.append(s)
         joint, chunk = has_batch_norm(net), self.params.chunk
+        if not isinstance(net, Embedder):
+            raise ConfigError(f"dm needs a network with penultimate features (embed); {type(net).__name__} has none")
         embed = lambda x: self.real_embed(net, x)  # noqa: E731
         with torch.no_grad():
             means = class_means(embed, real, joint, chunk)
@@ -148,4 +151,7 @@ class DMMethod(Method[DMParams]):
               joint: bool) -> torch.Tensor:
         """The matching step: squared distance between the real class means and the synthetic ones."""
         (means,) = signal.values
-        return ((means - class_means(embed, fake, joint, self.params.chunk)) ** 2).sum()
+        fake_means = class_means(embed, fake, joint, self.params.chunk)
+        if signal.mixing is not None:  # a hook mixed the real class means: mix the synthetic ones alike
+            fake_means = signal.mixing.to(fake_means.dtype) @ fake_means
+        return ((means - fake_means) ** 2).sum()

@@ -332,7 +332,8 @@ class ExpertSet:
     def trajectory(self, k: int) -> torch.Tensor:
         """(epochs + 1, P) trajectory of the ``k``-th finished expert."""
         with safe_open(str(self._path(k)), framework="pt") as fh:
-            return fh.get_tensor("trajectory")
+            trajectory: torch.Tensor = fh.get_tensor("trajectory")
+            return trajectory
 
     def snapshots(self, k: int, epochs: tuple[int, ...]) -> list[torch.Tensor]:
         """The (P,) snapshots of expert ``k`` after each of ``epochs`` (reads only those rows)."""

@@ -64,14 +64,16 @@ def gradient_distance(real: list[torch.Tensor], syn: list[torch.Tensor], kind: s
             cos = (gr * gs).sum(-1) / (gr.norm(dim=-1) * gs.norm(dim=-1) + 1e-6)
             total = total + (1 - cos).sum()
         return total
-    if kind == "mse":
+    if kind == "mse":  # sum()'s stub adds Literal[0] for an empty sum; gradient lists are never empty
         return sum(((gr - gs) ** 2).sum() for gr, gs in zip(real, syn, strict=True))  # type: ignore[return-value]
     if kind == "l1":
         return sum((gr - gs).abs().sum() for gr, gs in zip(real, syn, strict=True))  # type: ignore[return-value]
     if kind == "cos":
         r = torch.cat([g.reshape(-1) for g in real])
         s = torch.cat([g.reshape(-1) for g in syn])
-        return 1 - (r * s).sum() / (r.norm() * s.norm() + 1e-6)
+        dot = (r * s).sum()
+        norms: torch.Tensor = r.norm() * s.norm()
+        return 1 - dot / (norms + 1e-6)
     raise ConfigError(f"unknown gradient distance '{kind}'; valid: {', '.join(DISTANCES)}")
 
 
@@ -191,7 +193,7 @@ class DCMethod(Method[DCParams]):
         return self.ctx.hooks.real_batch(c, self.ctx.sampler.sample(c, n or self.params.batch_real))
 
     def _set_bn_from_real(self, net: torch.nn.Module) -> list[torch.nn.Module]:
-        bns = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        bns: list[torch.nn.Module] = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
         if bns:
             net.train()
             with torch.no_grad():

@@ -47,6 +47,11 @@ class RealSignal:
     kind: str
     values: tuple[torch.Tensor, ...]
     classes: tuple[int, ...]
+    mixing: torch.Tensor | None = None
+    """(K', K') when a hook mixed an embedding signal's classes (row i: the weights of the
+    classes in row i's target); the match mixes the synthetic class means the same way, so
+    both sides of the match see the same mixture, as both sides of gradient matching see
+    the same label targets."""
 
     def with_values(self, values: tuple[torch.Tensor, ...]) -> RealSignal:
         """The same signal carrying ``values``."""

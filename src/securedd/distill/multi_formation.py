@@ -224,7 +224,7 @@ def _without(strategy: str, op: str) -> str:
 
 
 @METHODS.register("idc")
-class IDCMethod(Method):
+class IDCMethod(Method[IDCParams]):
     """IDC: multi-formation (factor x factor tiles per stored image) with gradient matching."""
 
     name = "idc"

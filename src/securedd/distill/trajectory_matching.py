@@ -69,7 +69,7 @@ def _run_hint(ctx: DistillContext, params: MTTParams) -> str:
 
 
 @METHODS.register("mtt")
-class MTTMethod(Method):
+class MTTMethod(Method[MTTParams]):
     """Matching training trajectories of experts trained on the real data."""
 
     name = "mtt"

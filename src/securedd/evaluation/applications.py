@@ -42,6 +42,7 @@ from securedd.training import TrainSettings, inference_batch, replay_steps, scor
 __all__ = ["FIXED_LRS", "ApplicationReport", "Arm", "adaptation_report", "poison_scores", "poisoning_report"]
 
 FIXED_LRS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3)
+Update = Callable[[torch.nn.Module], object]  # an arm: changes a network in place (what it returns is unused)
 
 
 @dataclass
@@ -119,7 +120,15 @@ def _random_real(real: RealData, ipc: int, seed: int) -> tuple[torch.Tensor, tor
     return ClassBalancedSampler(real, make_generator(seed, "applications", "random-real")).balanced(ipc)
 
 
-def _run_arms(nets: list[torch.nn.Module], updates: dict[str, Callable],
+def _learned_lrs(art: Artifact) -> torch.Tensor:
+    """The set's learned step sizes, which every arm replays."""
+    if art.lrs is None:
+        raise MismatchError("this set has no learned learning rates (lrs) to replay: the applications need a DD or "
+                            "SLDD set distilled with method.init=pool")
+    return art.lrs
+
+
+def _run_arms(nets: list[torch.nn.Module], updates: dict[str, Update],
               score: Callable[[torch.nn.Module], dict[str, float]], progress: bool) -> dict[str, Arm]:
     arms = {name: Arm(name) for name in updates}
     bar = tqdm(total=len(nets) * len(updates), desc="applications", disable=not progress)
@@ -140,15 +149,17 @@ def _pick_fixed(arms: dict[str, Arm], metric: str) -> Arm:
 
 
 def _replay(images: torch.Tensor, labels: torch.Tensor, lrs: torch.Tensor, steps: int,
-            num_classes: int) -> Callable[[torch.nn.Module], None]:
+            num_classes: int) -> Update:
     return lambda net: replay_steps(net, images, labels, lrs, steps, num_classes)
 
 
-def _step_arms(art: Artifact, x: torch.Tensor, y: torch.Tensor, steps: int, k: int) -> dict[str, Callable]:
-    """The distilled steps, and the real images ``x, y`` in the same steps at learned and at each fixed rate."""
-    return {"distilled": _replay(art.images, art.labels, art.lrs, steps, k),
-            "random real, learned lrs": _replay(x, y, art.lrs, steps, k),
-            **{f"lr={lr}": _replay(x, y, torch.full_like(art.lrs, lr), steps, k) for lr in FIXED_LRS}}
+def _step_arms(art: Artifact, lrs: torch.Tensor, x: torch.Tensor, y: torch.Tensor, steps: int,
+               k: int) -> dict[str, Update]:
+    """The distilled steps (learned rates ``lrs``), and the real images ``x, y`` in the same steps at learned and
+    at each fixed rate."""
+    return {"distilled": _replay(art.images, art.labels, lrs, steps, k),
+            "random real, learned lrs": _replay(x, y, lrs, steps, k),
+            **{f"lr={lr}": _replay(x, y, torch.full_like(lrs, lr), steps, k) for lr in FIXED_LRS}}
 
 
 def adaptation_report(art: Artifact, test: RealData, real: RealData, *, finetune_epochs: int = 1, seed: int = 0,
@@ -165,9 +176,10 @@ def adaptation_report(art: Artifact, test: RealData, real: RealData, *, finetune
     nets, replay = _held_out(art)
     k, steps, ipc = test.spec.num_classes, replay.steps, len(art.images) // test.spec.num_classes
     x, y = _random_real(real, ipc, seed)
-    updates: dict[str, Callable] = {
+    lrs = _learned_lrs(art)
+    updates: dict[str, Update] = {
         "no adaptation": lambda net: None,
-        **_step_arms(art, x, y, steps, k),
+        **_step_arms(art, lrs, x, y, steps, k),
     }
     if finetune_epochs > 0:
         settings = TrainSettings(epochs=finetune_epochs, weight_decay=0.0)
@@ -178,7 +190,7 @@ def adaptation_report(art: Artifact, test: RealData, real: RealData, *, finetune
     order = ["no adaptation", "distilled", "random real, learned lrs"]
     listed = [arms[n] for n in order] + [best] + ([arms["full target data"]] if finetune_epochs > 0 else [])
     return ApplicationReport("adaptation", ("accuracy",), listed,
-                             {"networks": len(nets), "images": len(art.images), "steps": len(art.lrs),
+                             {"networks": len(nets), "images": len(art.images), "steps": len(lrs),
                               "finetune_epochs": finetune_epochs})
 
 
@@ -200,9 +212,10 @@ def poisoning_report(art: Artifact, test: RealData, real: RealData, *, seed: int
     k, steps, ipc = test.spec.num_classes, replay.steps, len(art.images) // test.spec.num_classes
     x, y = _random_real(real, ipc, seed)
     y = torch.where(y == attacked, target, y)  # real images with incorrect labels
-    updates: dict[str, Callable] = {
+    lrs = _learned_lrs(art)
+    updates: dict[str, Update] = {
         "no attack": lambda net: None,
-        **_step_arms(art, x, y, steps, k),
+        **_step_arms(art, lrs, x, y, steps, k),
     }
     metrics = ("attacked_correct", "attacked_as_target", "accuracy_wrt_incorrect_labels")
     arms = _run_arms(nets, updates, lambda net: poison_scores(net, test, attacked, target), progress)
@@ -210,4 +223,4 @@ def poisoning_report(art: Artifact, test: RealData, real: RealData, *, seed: int
     listed = [arms["no attack"], arms["distilled"], arms["random real, learned lrs"], best]
     return ApplicationReport("poisoning", metrics, listed,
                              {"attack": [attacked, target], "networks": len(nets), "images": len(art.images),
-                              "steps": len(art.lrs)})
+                              "steps": len(lrs)})

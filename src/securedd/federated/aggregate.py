@@ -64,7 +64,7 @@ def aggregate(name: str, sets: list[torch.Tensor], weights: list[float], trim: f
     return AGGREGATORS.get(name)(torch.stack(sets), torch.tensor(weights, dtype=torch.float64), trim)
 
 
-def check_reply(reply: torch.Tensor, sent: torch.Tensor, max_change: float = 100.0) -> str | None:
+def check_reply(reply: object, sent: torch.Tensor, max_change: float = 100.0) -> str | None:
     """Why ``reply`` must be refused, or ``None`` when it may be aggregated.
 
     ``max_change``: the largest accepted distance of any value from the range of the set

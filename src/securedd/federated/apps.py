@@ -335,7 +335,7 @@ def make_client_app() -> Any:
         if kept:
             context.state["kept"] = ArrayRecord({k: v.contiguous() for k, v in kept.items()})
         return Message(content=RecordDict({"arrays": ArrayRecord({"images": images.contiguous()}),
-                                           "metrics": MetricRecord(metrics)}), reply_to=msg)
+                                           "metrics": MetricRecord(dict(metrics))}), reply_to=msg)
 
     return app
 

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from securedd.data.spec import DatasetSpec, RealData
 from securedd.distill.hooks import Hooks
 from securedd.errors import ConfigError
+from securedd.models.protocols import EmbeddingClassifier, has_linear_head
 from securedd.rng import make_generator
 from securedd.training import inference_batch
 
@@ -80,7 +81,7 @@ def stamp(images: torch.Tensor, trigger: torch.Tensor, mask: torch.Tensor) -> to
     return images * (1 - mask) + trigger * mask
 
 
-def top_neuron(net: torch.nn.Module) -> int:
+def top_neuron(net: EmbeddingClassifier) -> int:
     """The penultimate unit with the largest sum of absolute weights into the classifier."""
     return int(net.classifier.weight.detach().abs().sum(0).argmax())
 
@@ -93,7 +94,7 @@ def optimise_trigger(net: torch.nn.Module, trigger: torch.Tensor, mask: torch.Te
     ``images`` and ``boost`` times its activation with the trigger as it came in, relative
     to the square of that goal.
     """
-    if not hasattr(net, "embed") or not hasattr(net, "classifier"):
+    if not has_linear_head(net):
         raise ConfigError("Doorping needs a network with a penultimate layer (embed) and a linear classifier")
     unit = top_neuron(net)
     with torch.no_grad():

@@ -219,7 +219,7 @@ def leakage_attack(observed: WorkerRound, spec: DatasetSpec, settings: LeakageSe
 
     losses: list[float] = []
     for _ in tqdm(range(settings.iterations), desc="leakage", disable=not progress):
-        losses.append(float(opt.step(closure).detach()))  # type: ignore[union-attr]
+        losses.append(float(opt.step(closure).detach()))
         if _settled(losses):
             break
     real = torch.cat(observed.real)

@@ -35,7 +35,8 @@ def buffers_of(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def call(model: nn.Module, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
     """Run ``model`` with ``params`` (and its own buffers) without touching its weights."""
-    return functional_call(model, {**buffers_of(model), **params}, (x,))
+    out: torch.Tensor = functional_call(model, {**buffers_of(model), **params}, (x,))
+    return out
 
 
 def param_layout(model: nn.Module) -> ParamLayout:

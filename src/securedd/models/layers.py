@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import torch
 from torch import nn
 
 from securedd.errors import ConfigError, did_you_mean
@@ -40,14 +43,15 @@ def make_norm(name: str, channels: int, size: tuple[int, int]) -> nn.Module:
 def make_act(name: str) -> nn.Module:
     """An activation by name (``swish`` is x * sigmoid(x))."""
     key = _check("activation", name, ACTIVATIONS)
-    return {
+    builders: dict[str, Callable[[], nn.Module]] = {
         "relu": lambda: nn.ReLU(inplace=True),  # as the reference; saves one tensor per block
         "sigmoid": nn.Sigmoid,
         "leakyrelu": lambda: nn.LeakyReLU(0.01),
         "swish": nn.SiLU,
         "tanh": nn.Tanh,
         "gelu": nn.GELU,
-    }[key]()
+    }
+    return builders[key]()
 
 
 def make_pool(name: str) -> nn.Module | None:
@@ -70,8 +74,6 @@ def flat_features(features: nn.Module, in_channels: int, size: tuple[int, int]) 
 
     Runs a dummy batch of two in eval mode, so batch-norm statistics are not touched.
     """
-    import torch
-
     was_training = features.training
     features.eval()
     with torch.no_grad():
@@ -92,10 +94,12 @@ class FeatureClassifier(nn.Module):
         self.feature_dim = feature_dim
         self.classifier = nn.Linear(self.feature_dim, num_classes)
 
-    def embed(self, x):  # type: ignore[no-untyped-def]
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, H, W) -> (N, feature_dim) flattened features."""
-        return self.features(x).flatten(1)
+        features: torch.Tensor = self.features(x)
+        return features.flatten(1)
 
-    def forward(self, x):  # type: ignore[no-untyped-def]
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, H, W) -> (N, num_classes) logits."""
-        return self.classifier(self.embed(x))
+        logits: torch.Tensor = self.classifier(self.embed(x))
+        return logits

@@ -34,7 +34,9 @@ class LeNet(nn.Module):
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, H, W) -> (N, 84) penultimate features."""
-        return self.fc(self.features(x).flatten(1))
+        features: torch.Tensor = self.fc(self.features(x).flatten(1))
+        return features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.embed(x))
+        logits: torch.Tensor = self.classifier(self.embed(x))
+        return logits

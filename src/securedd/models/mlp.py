@@ -28,7 +28,9 @@ class MLP(nn.Module):
         self.classifier = nn.Linear(hidden, num_classes)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x.flatten(1))
+        features: torch.Tensor = self.body(x.flatten(1))
+        return features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.embed(x))
+        logits: torch.Tensor = self.classifier(self.embed(x))
+        return logits

@@ -68,4 +68,5 @@ class ResNet(nn.Module):
         return F.adaptive_avg_pool2d(out, 1).flatten(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.embed(x))
+        logits: torch.Tensor = self.classifier(self.embed(x))
+        return logits

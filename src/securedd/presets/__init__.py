@@ -224,7 +224,7 @@ def _load(method: str, root: str | None) -> tuple[Preset, ...]:
     if method not in files:
         return ()
     entry, label = files[method]
-    with resources.as_file(entry) as path:  # type: ignore[arg-type]
+    with resources.as_file(entry) as path:
         return tuple(load_preset_file(path, source=label))
 
 
