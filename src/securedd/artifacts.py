@@ -37,8 +37,7 @@ from securedd.errors import ArtifactError
 from securedd.store import atomic_write_bytes
 from securedd.version import __version__
 
-# atomic_write_bytes lives in securedd.store; it stays importable from here for older imports.
-__all__ = ["PAYLOADS", "SCHEMA_VERSION", "Artifact", "atomic_write_bytes", "load_artifact", "save_artifact"]
+__all__ = ["PAYLOADS", "SCHEMA_VERSION", "Artifact", "load_artifact", "save_artifact"]
 
 SCHEMA_VERSION = 1
 METADATA_KEY = "securedd"

@@ -15,11 +15,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from securedd.artifacts import atomic_write_bytes
 from securedd.attacks import ATTACKS, Attack
 from securedd.cli.attack_commands import COMMANDS, AttackCommand
 from securedd.cli.common import echo, examples
 from securedd.errors import ConfigError
+from securedd.store import atomic_write_bytes
 
 PREFIX = "attack."
 
