@@ -43,7 +43,7 @@ def test_bad_replies_are_refused_and_logged_never_averaged(tmp_path, caplog):
 
 
 def test_too_few_replies_stop_with_the_checkpoint_and_a_restart_resumes(tmp_path):
-    settings = _settings(tmp_path, rounds=3, min_clients=2)
+    settings = _settings(tmp_path, rounds=3, quorum=2, patience=1)
     calls = []
 
     def flaky(images, record):
@@ -51,7 +51,7 @@ def test_too_few_replies_stop_with_the_checkpoint_and_a_restart_resumes(tmp_path
         replies = _honest(images, record)
         return 3, replies if record["round"] != 1 else replies[:1]
 
-    with pytest.raises(ConfigError, match="fewer than min_clients=2"):
+    with pytest.raises(ConfigError, match="without a quorum of 2"):
         run_server(settings, flaky)
     assert settings.checkpoint.is_file() and calls == [0, 1]
     resumed = run_server(settings, lambda images, record: (calls.append(record["round"]) or 3,

@@ -49,7 +49,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--trim", type=float, default=0.2, help="share trimmed at each end by trimmed_mean")
     p.add_argument("--server-momentum", type=float, default=0.0,
                    help="FedAvgM momentum of the server's step (default: 0, the paper's plain mean)")
-    p.add_argument("--min-clients", type=int, default=None, help="usable replies a round needs (default: all)")
+    p.add_argument("--min-clients", type=int, default=None,
+                   help="connected clients the server waits for before a round (default: all)")
+    p.add_argument("--quorum", type=int, default=None,
+                   help="usable replies a round needs to change the set; a round with fewer keeps it "
+                        "(default: a majority of the clients)")
+    p.add_argument("--patience", type=int, default=3,
+                   help="rounds in a row without a quorum before the run stops, checkpoint kept (default: 3)")
     add_defence_flags(p)
     p.add_argument("--accountant", default="rdp", choices=("rdp", "pld"), help="privacy accountant (default: rdp)")
     p.add_argument("--delta", type=float, default=1e-5, help="delta of the reported epsilon")
@@ -99,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
     settings = FederationSettings(cfg, clients=args.clients, rounds=args.rounds, split=args.split,
                                   aggregator=args.aggregator, trim=args.trim,
                                   server_momentum=args.server_momentum,
-                                  min_clients=args.min_clients or args.clients, defence=defence,
+                                  min_clients=args.min_clients or args.clients, quorum=args.quorum,
+                                  patience=args.patience, defence=defence,
                                   accountant=args.accountant, delta=args.delta, out=str(out), progress=not args.quiet)
     if args.deploy_app:
         from securedd.federated.deploy import write_app

@@ -31,9 +31,17 @@ def coordinate_median(stack: torch.Tensor) -> torch.Tensor:
 
 
 def trimmed_mean(stack: torch.Tensor, trim: float) -> torch.Tensor:
-    """Per coordinate, the mean after dropping the ``trim`` share of largest and of smallest values."""
+    """Per coordinate, the mean after dropping the ``trim`` share of largest and of smallest values.
+
+    With three or more replies at least one value is dropped at each end, however small
+    ``trim`` is: at 3 or 4 clients a 0.2 share rounds down to none, which would leave one
+    poisoned reply in every coordinate's mean.
+
+    >>> trimmed_mean(torch.tensor([[1.0], [2.0], [1e9]]), 0.2).tolist()
+    [2.0]
+    """
     z = stack.shape[0]
-    cut = math.floor(trim * z)
+    cut = max(math.floor(trim * z), 1 if z >= 3 else 0)
     if not 0 <= trim < 0.5 or z - 2 * cut < 1:
         raise ConfigError(f"trim must be in [0, 0.5) and leave a value to average; got {trim} with {z} replies")
     ordered = stack.sort(0).values

@@ -6,13 +6,13 @@ and per-client weights (shard sizes) and return one set:
 - ``fedavg``: the mean weighted by shard size (FedAvg);
 - ``mean``: the unweighted mean (as the SFDD paper averages);
 - ``median``: the coordinate-wise median (robust to a minority of poisoned replies);
-- ``trimmed_mean``: per coordinate, drop the ``trim`` largest and smallest share and
-  average the rest.
+- ``trimmed_mean``: per coordinate, drop the ``trim`` largest and smallest share (at least
+  one value at each end from three replies on) and average the rest.
 
 The robust two are the server-stage defences of :mod:`securedd.defences.robust_aggregation`.
 
-:func:`check_reply` says why a reply must not be averaged in (wrong shape or dtype,
-NaN/Inf, far outside the range of the set that was sent) or returns ``None``.
+Which replies reach an aggregator, and the weights ``fedavg`` may use, is
+:mod:`securedd.federated.screening`'s business.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from securedd.defences.robust_aggregation import coordinate_median, trimmed_mean
 from securedd.errors import ConfigError
 from securedd.registry import Registry
 
-__all__ = ["AGGREGATORS", "aggregate", "check_reply"]
+__all__ = ["AGGREGATORS", "aggregate"]
 
 Aggregator = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
 AGGREGATORS: Registry[Aggregator] = Registry("aggregator")
@@ -62,27 +62,3 @@ def aggregate(name: str, sets: list[torch.Tensor], weights: list[float], trim: f
     if not sets:
         raise ConfigError("no client replies to aggregate")
     return AGGREGATORS.get(name)(torch.stack(sets), torch.tensor(weights, dtype=torch.float64), trim)
-
-
-def check_reply(reply: object, sent: torch.Tensor, max_change: float = 100.0) -> str | None:
-    """Why ``reply`` must be refused, or ``None`` when it may be aggregated.
-
-    ``max_change``: the largest accepted distance of any value from the range of the set
-    that was sent, in units of that set's standard deviation (a round of gradient
-    matching moves pixels by far less).
-    """
-    if not isinstance(reply, torch.Tensor):
-        return f"not a tensor ({type(reply).__name__})"
-    if reply.shape != sent.shape:
-        return f"shape {tuple(reply.shape)}, expected {tuple(sent.shape)}"
-    if reply.dtype != sent.dtype:
-        return f"dtype {reply.dtype}, expected {sent.dtype}"
-    if not torch.isfinite(reply).all():
-        return "NaN or Inf values"
-    scale = float(sent.std()) if sent.numel() > 1 else 1.0
-    scale = scale if scale > 0 else 1.0
-    low, high = float(sent.min()), float(sent.max())
-    worst = max(low - float(reply.min()), float(reply.max()) - high, 0.0) / scale
-    if worst > max_change:
-        return f"values {worst:.0f} standard deviations outside the sent set's range (limit {max_change:g})"
-    return None

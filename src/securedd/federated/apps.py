@@ -20,9 +20,11 @@ app's run config and a client's shard from its node config (``partition-id``).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,10 +42,12 @@ from securedd.data.spec import RealData
 from securedd.defences import Defence, PrivacyLedger, defence_from_dict
 from securedd.distill.hooks import Hooks
 from securedd.distill.synthetic import class_labels
-from securedd.errors import ConfigError
-from securedd.federated.aggregate import AGGREGATORS, aggregate, check_reply
+from securedd.errors import ConfigError, SecureddError
+from securedd.federated.aggregate import AGGREGATORS, aggregate
 from securedd.federated.client import check_federated, local_update
 from securedd.federated.doorping import Doorping, arm
+from securedd.federated.hostile import Hostile
+from securedd.federated.screening import ReplyPolicy, cap_weights, screen
 from securedd.federated.shards import make_shards
 from securedd.rng import make_generator, torch_threads
 from securedd.store import atomic_write_bytes
@@ -70,6 +74,14 @@ class FederationSettings:
     With one matching step per round, 0.5 makes the rounds move as centralised DC's image
     optimiser (SGD, momentum 0.5) does, which a client's fresh optimiser cannot."""
     min_clients: int = 1
+    """Connected nodes the server waits for before it sends a round (deployment engine)."""
+    quorum: int | None = None
+    """Usable replies a round needs to change ``S^g`` (``None``: a majority of ``clients``). A round with
+    fewer keeps ``S^g``; so one bad reply never stops the federation, and at least a majority must agree."""
+    patience: int = 3
+    """Rounds in a row without a quorum after which the run stops (its checkpoint kept)."""
+    policy: ReplyPolicy = ReplyPolicy()
+    """What a reply may be (:class:`~securedd.federated.screening.ReplyPolicy`)."""
     timeout: float = 600.0
     threads: int = 1
     """torch threads of a client's update: fixed, so a client's bits do not depend on its machine's cores."""
@@ -77,6 +89,8 @@ class FederationSettings:
     """The clients' defence (a client-stage :class:`~securedd.defences.Defence`; ``None``: none)."""
     doorping: Doorping | None = None
     """An experiment: workers 0..k-1 run the Doorping attack (None: every worker is honest)."""
+    hostile: Hostile | None = None
+    """An experiment: workers 0..k-1 tamper with their replies (:mod:`~securedd.federated.hostile`)."""
     accountant: str = "rdp"
     delta: float = 1e-5
     out: str = "federated.safetensors"
@@ -87,6 +101,10 @@ class FederationSettings:
         if self.clients < 1 or self.rounds < 0 or not 1 <= self.min_clients <= self.clients:
             raise ConfigError(f"need clients >= 1, rounds >= 0 and 1 <= min_clients <= clients; got clients="
                               f"{self.clients}, rounds={self.rounds}, min_clients={self.min_clients}")
+        if self.quorum is not None and not 1 <= self.quorum <= self.clients:
+            raise ConfigError(f"quorum must be in 1..clients={self.clients}; got {self.quorum}")
+        if self.patience < 1:
+            raise ConfigError(f"patience must be >= 1; got {self.patience}")
         if self.threads < 1:
             raise ConfigError(f"threads must be >= 1; got {self.threads}")
         if not 0 <= self.server_momentum < 1:
@@ -98,7 +116,13 @@ class FederationSettings:
         return {"run-config": json.dumps(config_to_dict(self.config)), "clients": self.clients,
                 "split": self.split, "threads": self.threads,
                 "defence": json.dumps(self.defence.to_dict() if self.defence is not None else None),
-                "doorping": json.dumps(self.doorping.to_dict() if self.doorping else None)}
+                "doorping": json.dumps(self.doorping.to_dict() if self.doorping else None),
+                "hostile": json.dumps(self.hostile.to_dict() if self.hostile else None)}
+
+    @property
+    def needed_replies(self) -> int:
+        """The quorum: usable replies a round needs (a majority of the clients unless set)."""
+        return self.quorum if self.quorum is not None else self.clients // 2 + 1
 
     @property
     def checkpoint(self) -> Path:
@@ -142,11 +166,16 @@ def client_train(content: dict[str, Any], partition: int,
         hooks.append(trigger)
     images = content["images"]
     labels = class_labels(shard.spec.num_classes, cfg.method.ipc, images.device)
+    hostile = json.loads(settings.get("hostile") or "null")
+    sent = images.clone() if hostile else images
     start = time.perf_counter()
     with torch_threads(int(settings.get("threads", 1))):
         updated, loss = local_update(cfg, shard, images, labels, client=partition, round_=int(settings["round"]),
                                      defence=defence_from_dict(json.loads(settings["defence"])), hooks=hooks)
-    return updated, {"num-examples": float(size), "loss": loss, "seconds": time.perf_counter() - start}
+    weight = float(size)
+    if hostile:
+        updated, weight = Hostile(**hostile).tamper(sent, updated, weight, seed=cfg.seed, worker=partition)
+    return updated, {"num-examples": weight, "loss": loss, "seconds": time.perf_counter() - start}
 
 
 def initial_images(settings: FederationSettings) -> torch.Tensor:
@@ -181,56 +210,105 @@ Exchange = Callable[[torch.Tensor, dict[str, Any]], tuple[int, list[Reply]]]
 def run_server(settings: FederationSettings, exchange: Exchange) -> Artifact:
     """The server's rounds over any transport (:func:`serve` is the Flower one).
 
-    Refuses error replies and replies :func:`check_reply` rejects, aggregates the rest
-    when at least ``min_clients`` remain, checkpoints after every round and resumes from
-    the checkpoint when it exists.
+    Screens every reply (:func:`~securedd.federated.screening.screen`) and logs each
+    refusal with its reason; aggregates the rest when at least the quorum remain, and
+    otherwise keeps ``S^g`` for the round (``patience`` such rounds in a row stop the run).
+    A non-finite aggregate is never taken or checkpointed. Checkpoints after every round
+    and resumes from the checkpoint when it exists and belongs to this run.
     """
-    images, first, history = initial_images(settings), 0, []
-    velocity = torch.zeros_like(images)
-    if settings.checkpoint.is_file():
-        state = torch.load(settings.checkpoint, weights_only=True)
-        images, first, history = state["images"], int(state["round"]), list(state["history"])
-        velocity = state.get("velocity", velocity)
-        log.info("resumed the federation from %s at round %d", settings.checkpoint, first)
+    images, first, history, velocity = _resume(settings)
     for round_ in tqdm(range(first, settings.rounds), desc="federate", initial=first, total=settings.rounds,
                        disable=not settings.progress):
         asked, replies = exchange(images, {**settings.to_record(), "round": round_})
-        usable = []
-        for reply in replies:
-            reason = reply.error or check_reply(reply.images, images)
-            if reason is not None:
-                log.warning("round %d: refused the reply of node %s: %s", round_, reply.node, reason)
-                continue
-            usable.append(reply)
+        usable = _usable(round_, replies, images, settings)
         # a canonical order, whatever order the replies arrived in: float sums then repeat bit for bit
         usable.sort(key=lambda r: (r.weight, _digest(r.images)))
-        accepted, weights, losses = [r.images for r in usable], [r.weight for r in usable], [r.loss for r in usable]
-        if len(accepted) < settings.min_clients:
-            raise ConfigError(f"round {round_}: {len(accepted)} usable replies of {asked} clients, fewer than "
-                              f"min_clients={settings.min_clients}; the set so far is in {settings.checkpoint}")
-        merged = aggregate(settings.aggregator, accepted, weights, settings.trim).to(images.dtype)
-        velocity = settings.server_momentum * velocity + (merged - images)
-        images = images + velocity if settings.server_momentum else merged
-        history.append({"round": round_, "clients": asked, "accepted": len(accepted),
-                        "loss": sum(losses) / len(losses)})
-        settings.checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(settings.checkpoint, _checkpoint_bytes(images, round_ + 1, history, velocity))
-        log.info("round %d: %d/%d replies aggregated, mean matching loss %.4f", round_, len(accepted), asked,
-                 history[-1]["loss"])
+        losses = [r.loss for r in usable if math.isfinite(r.loss)]
+        entry: dict[str, Any] = {"round": round_, "clients": asked, "accepted": len(usable),
+                                 "loss": sum(losses) / len(losses) if losses else None}
+        step = _step(round_, usable, images, velocity, settings)
+        if step is None:
+            entry["skipped"] = True
+            history.append(entry)
+            streak = _skipped_streak(history)
+            if streak >= settings.patience:  # stop; a restart retries this round
+                _checkpoint(settings, images, round_, history[:-1], velocity)
+                raise ConfigError(f"round {round_}: {streak} rounds in a row without a quorum of "
+                                  f"{settings.needed_replies} usable replies of {asked} clients (patience "
+                                  f"{settings.patience}); the set so far is in {settings.checkpoint}, and a "
+                                  f"restart with the same settings retries round {round_}")
+        else:
+            images, velocity = step
+            history.append(entry)
+            log.info("round %d: %d/%d replies aggregated, mean matching loss %s", round_, len(usable), asked,
+                     entry["loss"])
+        _checkpoint(settings, images, round_ + 1, history, velocity)
     cfg = settings.config
     spec = dataset_spec(cfg.data.name, root=cfg.data.root)
     info = {"federated": {"clients": settings.clients, "rounds": settings.rounds, "split": settings.split,
                           "aggregator": settings.aggregator, "server_momentum": settings.server_momentum,
+                          "quorum": settings.needed_replies, "policy": dataclasses.asdict(settings.policy),
                           "defence": settings.defence.to_dict() if settings.defence is not None else None,
                           "history": history}}
     if settings.doorping is not None:  # an experiment's record; a real server would not know
         info["federated"]["doorping"] = {**settings.doorping.to_dict(),
                                          "workers": settings.doorping.count(settings.clients)}
+    if settings.hostile is not None:
+        info["federated"]["hostile"] = settings.hostile.to_dict()
     art = save_artifact(settings.out, images, class_labels(spec.num_classes, cfg.method.ipc, images.device),
                         spec=spec, method=f"sfdd-{cfg.method.name}", ipc=cfg.method.ipc, seed=cfg.seed,
                         config=config_to_dict(cfg), privacy=_ledger(settings, settings.rounds).to_dict(), info=info)
     settings.checkpoint.unlink(missing_ok=True)  # the artifact holds the finished set
     return art
+
+
+def _usable(round_: int, replies: list[Reply], images: torch.Tensor, settings: FederationSettings) -> list[Reply]:
+    """The replies that pass the server's screening; every refusal is logged with its reason."""
+    answered = [r for r in replies if r.error is None]
+    for reply in replies:
+        if reply.error is not None:
+            log.warning("round %d: refused the reply of node %s: %s", round_, reply.node, reply.error)
+    reasons = screen([(r.images, r.weight) for r in answered], images, settings.policy)
+    usable = []
+    for reply, reason in zip(answered, reasons, strict=True):
+        if reason is None:
+            usable.append(reply)
+        else:
+            log.warning("round %d: refused the reply of node %s: %s", round_, reply.node, reason)
+    return usable
+
+
+def _step(round_: int, usable: list[Reply], images: torch.Tensor, velocity: torch.Tensor,
+          settings: FederationSettings) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The round's new ``(S^g, velocity)``, or ``None`` when the round must keep ``S^g`` (logged)."""
+    if len(usable) < settings.needed_replies:
+        log.warning("round %d: %d usable replies, fewer than the quorum of %d; the set is kept for this round",
+                    round_, len(usable), settings.needed_replies)
+        return None
+    weights = [r.weight for r in usable]
+    if settings.aggregator == "fedavg":
+        capped = cap_weights(weights, settings.policy)
+        for reply, weight in zip(usable, capped, strict=True):
+            if weight < reply.weight:
+                log.warning("round %d: node %s reported %.6g examples; counted as %.6g (%g x the round's median)",
+                            round_, reply.node, reply.weight, weight, settings.policy.weight_cap)
+        weights = capped
+    merged = aggregate(settings.aggregator, [r.images for r in usable], weights, settings.trim).to(images.dtype)
+    new_velocity = settings.server_momentum * velocity + (merged - images)
+    new_images = images + new_velocity if settings.server_momentum else merged
+    if not (torch.isfinite(new_images).all() and torch.isfinite(new_velocity).all()):
+        log.error("round %d: the aggregate is not finite; the set is kept for this round", round_)
+        return None
+    return new_images, new_velocity
+
+
+def _skipped_streak(history: list[dict[str, Any]]) -> int:
+    streak = 0
+    for entry in reversed(history):
+        if not entry.get("skipped"):
+            break
+        streak += 1
+    return streak
 
 
 def _digest(images: torch.Tensor) -> str:
@@ -252,8 +330,12 @@ def run_in_process(settings: FederationSettings,
     def exchange(images: torch.Tensor, record: dict[str, Any]) -> tuple[int, list[Reply]]:
         replies = []
         for node in range(settings.clients):
-            updated, metrics = client_train({"images": images.clone(), "config": record}, node,
-                                            states.setdefault(node, {}))
+            try:
+                updated, metrics = client_train({"images": images.clone(), "config": record}, node,
+                                                states.setdefault(node, {}))
+            except SecureddError as exc:  # as Flower turns a failing ClientApp into an error reply
+                replies.append(Reply(node, error=f"error: {exc}"))
+                continue
             replies.append(Reply(node, updated, metrics["num-examples"], metrics["loss"]))
         return settings.clients, replies
 
@@ -286,13 +368,57 @@ def _reply(message: Any) -> Reply:
         return Reply(node, error=f"malformed reply ({exc})")
 
 
-def _checkpoint_bytes(images: torch.Tensor, round_: int, history: list[dict[str, Any]],
-                      velocity: torch.Tensor) -> bytes:
+def _identity(settings: FederationSettings) -> dict[str, Any]:
+    """What a checkpoint must share with the run that resumes it."""
+    return {"config": config_to_dict(settings.config), "clients": settings.clients, "rounds": settings.rounds,
+            "split": settings.split, "aggregator": settings.aggregator, "trim": settings.trim,
+            "server_momentum": settings.server_momentum,
+            "defence": settings.defence.to_dict() if settings.defence is not None else None}
+
+
+def _checkpoint(settings: FederationSettings, images: torch.Tensor, round_: int, history: list[dict[str, Any]],
+                velocity: torch.Tensor) -> None:
+    """Write the server's state atomically; a non-finite set never reaches the disk."""
+    if not (torch.isfinite(images).all() and torch.isfinite(velocity).all()):  # _step keeps these finite
+        raise AssertionError("refusing to checkpoint a non-finite global set")
     import io
 
     buffer = io.BytesIO()
-    torch.save({"images": images, "round": round_, "history": history, "velocity": velocity}, buffer)
-    return buffer.getvalue()
+    torch.save({"images": images, "round": round_, "history": history, "velocity": velocity,
+                "identity": json.dumps(_identity(settings), sort_keys=True)}, buffer)
+    settings.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(settings.checkpoint, buffer.getvalue())
+
+
+def _resume(settings: FederationSettings) -> tuple[torch.Tensor, int, list[dict[str, Any]], torch.Tensor]:
+    """``(S^g, first round, history, velocity)``: fresh, or from this run's checkpoint (checked)."""
+    images = initial_images(settings)
+    velocity = torch.zeros_like(images)
+    path = settings.checkpoint
+    if not path.is_file():
+        return images, 0, [], velocity
+    fix = f"delete {path} to start the federation over"
+    try:
+        state = torch.load(path, weights_only=True)
+    except Exception as exc:  # a truncated or foreign file: torch raises many kinds
+        raise ConfigError(f"the server checkpoint {path} is unreadable ({type(exc).__name__}); {fix}") from None
+    if not isinstance(state, dict) or "identity" not in state:
+        raise ConfigError(f"{path} is not a server checkpoint of this securedd version; {fix}")
+    theirs, ours = json.loads(str(state["identity"])), _identity(settings)
+    for key in ours:
+        if theirs.get(key) != ours[key]:
+            raise ConfigError(f"the server checkpoint {path} belongs to another run: {key} was "
+                              f"{theirs.get(key)!r}, now {ours[key]!r}; rerun with the old settings, or {fix}")
+    kept, first, history, kept_velocity = (state.get(k) for k in ("images", "round", "history", "velocity"))
+    if not (isinstance(kept, torch.Tensor) and isinstance(kept_velocity, torch.Tensor)
+            and isinstance(first, int) and isinstance(history, list)
+            and kept.shape == images.shape == kept_velocity.shape and kept.dtype == images.dtype
+            and bool(torch.isfinite(kept).all()) and bool(torch.isfinite(kept_velocity).all())
+            and 0 <= first <= settings.rounds):
+        raise ConfigError(f"the server checkpoint {path} holds a set of the wrong shape, non-finite values or "
+                          f"a bad round; {fix}")
+    log.info("resumed the federation from %s at round %d", path, first)
+    return kept, first, list(history), kept_velocity
 
 
 def _wait_for_nodes(grid: Any, settings: FederationSettings, poll: float = 1.0) -> list[int]:

@@ -36,6 +36,8 @@ def settings_from_run_config(run_config: dict[str, Any]) -> FederationSettings:
                               trim=float(run_config["trim"]),
                               server_momentum=float(run_config.get("server-momentum", 0.0)),
                               min_clients=int(run_config["min-clients"]),
+                              quorum=int(run_config["quorum"]) if int(run_config.get("quorum", 0)) else None,
+                              patience=int(run_config.get("patience", 3)),
                               timeout=float(run_config["timeout"]),
                               defence=defence_from_dict(json.loads(str(run_config["defence"]))),
                               accountant=str(run_config["accountant"]), delta=float(run_config["delta"]),
@@ -51,7 +53,8 @@ def write_app(folder: str | Path, settings: FederationSettings) -> Path:
     config = {"run-config": json.dumps(config_to_dict(settings.config)), "clients": settings.clients,
               "rounds": settings.rounds, "split": settings.split, "aggregator": settings.aggregator,
               "trim": settings.trim, "server-momentum": settings.server_momentum,
-              "min-clients": settings.min_clients, "timeout": settings.timeout,
+              "min-clients": settings.min_clients, "quorum": settings.quorum or 0, "patience": settings.patience,
+              "timeout": settings.timeout,
               "defence": json.dumps(settings.defence.to_dict() if settings.defence is not None else None),
               "accountant": settings.accountant,
               "delta": settings.delta, "out": str(Path(settings.out).resolve())}

@@ -1,0 +1,129 @@
+"""The federated server trusts no client: forged counts, a non-finite aggregate, the quorum, resume checks.
+
+The reproducers of the hardening review: a weight of 1e30 made FedAvg's aggregate exactly
+the attacker's set; NaN, -800 or Inf made the global set NaN, which was then checkpointed
+so that the run could neither finish nor resume; one bad reply stopped a run whose
+minimum was every client.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+
+from securedd.config import RunConfig, apply_overrides
+from securedd.errors import ConfigError
+from securedd.federated.apps import FederationSettings, Reply, client_shard, client_train, run_server
+from securedd.federated.screening import ReplyPolicy
+
+
+def _settings(tmp_path, **kw) -> FederationSettings:
+    cfg = apply_overrides(RunConfig(), ["data.name=digits", "method.name=dm", "method.ipc=1", "model=convnet_tiny",
+                                        "seed=0"])
+    return FederationSettings(cfg, **{"clients": 3, "rounds": 3, "out": str(tmp_path / "fed.safetensors"),
+                                      "progress": False, **kw})
+
+
+def _honest(images, record, nodes=(0, 1, 2)):
+    replies = []
+    for node in nodes:
+        new, metrics = client_train({"images": images.clone(), "config": record}, node)
+        replies.append(Reply(node, new, metrics["num-examples"], metrics["loss"]))
+    return replies
+
+
+def _forging(weight):
+    def exchange(images, record):
+        replies = _honest(images, record)
+        replies[0].weight = weight
+        return 3, replies
+    return exchange
+
+
+@pytest.mark.parametrize("weight", [1e30, float("nan"), -800.0, float("inf")])
+@pytest.mark.parametrize("aggregator", ["fedavg", "mean"])
+def test_a_forged_example_count_is_refused_and_the_run_is_the_honest_clients_own(tmp_path, caplog, weight,
+                                                                                 aggregator):
+    attacked = run_server(_settings(tmp_path / "a", aggregator=aggregator), _forging(weight))
+    without = run_server(_settings(tmp_path / "b", aggregator=aggregator),
+                         lambda im, rec: (3, _honest(im, rec, nodes=(1, 2))))
+    assert torch.isfinite(attacked.images).all()
+    assert torch.equal(attacked.images, without.images)  # not the attacker's set, not NaN
+    assert caplog.text.count("refused the reply of node 0: example count") == 3
+
+
+def test_fedavg_counts_a_large_but_plausible_count_as_twice_the_median_at_most(tmp_path, caplog):
+    settings = _settings(tmp_path, aggregator="fedavg", rounds=1)
+    sizes = sorted(len(client_shard(settings.config, 3, "iid", n)) for n in range(3))
+    art = run_server(settings, _forging(1e9))
+    capped = run_server(_settings(tmp_path / "c", aggregator="fedavg", rounds=1), _forging(2.0 * sizes[1]))
+    assert torch.equal(art.images, capped.images)
+    assert "node 0 reported 1e+09 examples; counted as" in caplog.text
+
+
+def test_a_non_finite_aggregate_is_never_taken_or_checkpointed(tmp_path, caplog):
+    """Finite replies whose float32 sum overflows: the round keeps the set, the checkpoint stays finite."""
+    settings = _settings(tmp_path, rounds=2, policy=ReplyPolicy(max_change=1e39), patience=5)
+
+    def overflowing(images, record):
+        if record["round"] == 0:
+            return 3, [Reply(n, images + 3e38, 1.0, 0.0) for n in range(3)]
+        assert torch.isfinite(torch.load(settings.checkpoint, weights_only=True)["images"]).all()
+        return 3, _honest(images, record)
+
+    art = run_server(settings, overflowing)
+    history = art.metadata["info"]["federated"]["history"]
+    assert history[0]["skipped"] and not history[1].get("skipped") and torch.isfinite(art.images).all()
+    assert "the aggregate is not finite" in caplog.text
+
+
+def test_one_bad_client_every_round_does_not_stop_the_federation_by_default(tmp_path, caplog):
+    def one_bad(images, record):
+        replies = _honest(images, record, nodes=(1, 2))
+        return 3, [Reply(0, torch.full_like(images, float("nan")), 1.0, 0.0), *replies]
+
+    art = run_server(_settings(tmp_path, rounds=4), one_bad)
+    assert [h["accepted"] for h in art.metadata["info"]["federated"]["history"]] == [2, 2, 2, 2]
+    assert caplog.text.count("refused the reply of node 0: NaN or Inf") == 4
+
+
+def test_a_round_without_a_quorum_keeps_the_set_and_patience_bounds_the_streak(tmp_path, caplog):
+    seen = []
+
+    def sparse(images, record):
+        seen.append(images.clone())
+        replies = _honest(images, record)
+        return 3, replies if record["round"] != 1 else replies[:1]
+
+    art = run_server(_settings(tmp_path, rounds=3), sparse)
+    history = art.metadata["info"]["federated"]["history"]
+    assert [h.get("skipped", False) for h in history] == [False, True, False]
+    assert torch.equal(seen[1], seen[2])  # round 1 kept the set
+    assert "fewer than the quorum of 2" in caplog.text
+    with pytest.raises(ConfigError, match="2 rounds in a row without a quorum"):
+        run_server(_settings(tmp_path / "b", rounds=4, patience=2), lambda im, rec: (3, _honest(im, rec)[:1]))
+
+
+def test_a_resumed_checkpoint_must_be_this_runs_whole_and_finite(tmp_path):
+    settings = _settings(tmp_path, rounds=2, quorum=3, patience=1)
+    with pytest.raises(ConfigError):  # stops after round 0 with a checkpoint
+        run_server(settings, lambda im, rec: (3, _honest(im, rec) if rec["round"] == 0 else []))
+    good = settings.checkpoint.read_bytes()
+    with pytest.raises(ConfigError, match="aggregator was 'mean', now 'median'"):
+        run_server(_settings(tmp_path, rounds=2, aggregator="median"), lambda im, rec: (3, _honest(im, rec)))
+    settings.checkpoint.write_bytes(good[: len(good) // 2])
+    with pytest.raises(ConfigError, match="unreadable"):
+        run_server(settings, lambda im, rec: (3, _honest(im, rec)))
+    state = torch.load(__import__("io").BytesIO(good), weights_only=True)
+    state["images"] = torch.full_like(state["images"], float("nan"))
+    torch.save(state, settings.checkpoint)
+    with pytest.raises(ConfigError, match="non-finite"):
+        run_server(settings, lambda im, rec: (3, _honest(im, rec)))
+
+
+def test_refusals_are_logged_at_warning_level(tmp_path, caplog):
+    caplog.set_level(logging.WARNING)
+    run_server(_settings(tmp_path, rounds=1), _forging(float("nan")))
+    assert any(r.levelno == logging.WARNING and "node 0" in r.getMessage() for r in caplog.records)
