@@ -129,11 +129,15 @@ class DataConfig:
 
     ``name`` is a registered dataset (``securedd list datasets``), ``imagefolder:PATH`` or
     ``npz:PATH``. ``root`` falls back to ``$SECUREDD_DATA`` then ``~/.cache/securedd/data``.
+    ``skip_bad_images`` leaves out image files that cannot be read (corrupt, truncated,
+    empty, too large, not files) with a logged count, instead of stopping at the first; it
+    is recorded only when set, so the artifacts of other runs stay byte-identical.
     """
 
     name: str = "digits"
     root: str | None = None
     download: bool = False
+    skip_bad_images: bool = field(default=False, metadata={"omit_default": True})
 
 
 @dataclass(frozen=True)
@@ -187,10 +191,13 @@ _SECTIONS = {"data": DataConfig, "method": MethodConfig, "eval": EvalConfig}
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:
-    """A plain, JSON/TOML-friendly dict of a config dataclass (``None`` values dropped)."""
+    """A plain, JSON/TOML-friendly dict of a config dataclass (``None`` values dropped, and
+    the default values of fields whose metadata says ``omit_default``)."""
     out: dict[str, Any] = {}
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name)
+        if f.metadata.get("omit_default") and value == f.default:
+            continue
         if dataclasses.is_dataclass(value):
             value = config_to_dict(value)
         elif isinstance(value, Mapping):
