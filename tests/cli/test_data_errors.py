@@ -115,7 +115,8 @@ def test_train_and_test_folders_with_different_classes_are_exit_2(capsys: pytest
      ("method.batch_real=-3", "method.batch_real must be >= 1; got -3"),
      ("method.checkpoint_every=-1", "method.checkpoint_every must be >= 0"),
      ("eval.runs=-1", "eval.runs must be >= 1"),
-     ("method.lr_img=-0.5", "method.lr_img must be >= 0")],
+     ("method.lr_img=-0.5", "method.lr_img must be >= 0"),
+     ('method.init=["real"]', "method.init must be text; got ['real']")],
 )
 def test_out_of_range_settings_are_exit_2_not_diverged(capsys: pytest.CaptureFixture[str], tmp_path: Path,
                                                        override: str, words: str):

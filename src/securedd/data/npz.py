@@ -39,8 +39,10 @@ _NEEDED = ("x_train", "y_train", "x_test", "y_test")
 
 def check_unit_range(pixels: torch.Tensor, what: str) -> None:
     """Raise a DataError unless every value of ``pixels`` is in [0, 1]; NaN is never in range."""
-    inside = (pixels >= 0) & (pixels <= 1)
-    if not bool(inside.all()):
+    if pixels.numel() == 0:
+        return
+    low, high = torch.aminmax(pixels)  # NaN propagates: a NaN anywhere fails both tests
+    if not (bool(low >= 0) and bool(high <= 1)):
         nans = int(torch.isnan(pixels).sum())
         finite = pixels[torch.isfinite(pixels)]
         seen = f"[{float(finite.min())}, {float(finite.max())}]" if finite.numel() else "no finite values"
