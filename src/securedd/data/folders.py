@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from securedd.data.cache import cache_dir, read_cached, write_cached
+from securedd.data.cache import read_cached, write_cached
 from securedd.data.npz import read_npz
 from securedd.errors import DataError
 
@@ -48,8 +48,6 @@ _SHOWN = 5
 #: Files modified this recently are not cached: a file system's timestamps can be too coarse
 #: to tell a rewrite within the same tick from the original (git's "racy" entries).
 RACY_SECONDS = 2.0
-
-_cache_dir = cache_dir  # where the decoded tensors are kept
 
 
 @dataclass(frozen=True)
@@ -186,7 +184,10 @@ def _handle_bad(bad: list[Bad], folder: Path, skip_bad: bool) -> None:
 def _class_folders(folder: Path, class_names: list[str] | None) -> list[str]:
     if not folder.is_dir():
         raise DataError(f"image folder '{folder}' does not exist")
-    found = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    try:
+        found = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    except OSError as exc:
+        raise DataError(f"cannot list the image folder '{folder}': {exc.strerror or exc}") from None
     if class_names is None:
         class_names = found
     missing = [c for c in class_names if c not in found]
@@ -239,7 +240,8 @@ def read_image_folder(
         elif complete:
             write_cached(key, pixels)
     labels = torch.tensor([entry.label for entry in files], dtype=torch.int64)
-    empty = [name for c, name in enumerate(class_names) if not bool((labels == c).any())]
+    counts = torch.bincount(labels, minlength=len(class_names)).tolist()
+    empty = [name for name, count in zip(class_names, counts, strict=True) if count == 0]
     if empty:
         raise DataError(f"class folder(s) {', '.join(repr(str(folder / n)) for n in empty)} hold no usable images; "
                         "every class needs at least one")
