@@ -115,11 +115,13 @@ def test_field_metadata_bound_wins_over_the_name_table():
     class P:
         batch_real: int = field(default=8, metadata={"bound": Bound(8)})
         lr: float = field(default=0.5, metadata={"bound": Bound(0, 1, open_low=True)})
+        steps: int = field(default=0, metadata={"bound": None})  # opts out of the name's bound
 
     with pytest.raises(ConfigError, match="x.batch_real must be >= 8; got 4"):
         parse_params(P, {"batch_real": 4}, owner="method 'x'", prefix="x.")
     with pytest.raises(ConfigError, match="x.lr must be > 0 and <= 1; got 0.0"):
         parse_params(P, {"lr": 0.0}, owner="method 'x'", prefix="x.")
+    assert parse_params(P, {"steps": -1}, owner="method 'x'", prefix="x.").steps == -1
 
 
 @pytest.mark.parametrize(

@@ -30,6 +30,7 @@ from securedd.errors import ConfigError, did_you_mean
 
 __all__ = [
     "Bound",
+    "NAMED_BOUNDS",
     "DataConfig",
     "EvalConfig",
     "MethodConfig",
@@ -105,7 +106,13 @@ _PATTERN_BOUNDS = ((re.compile(r"^(lr|lr_.*|.*_lr|momentum|momentum_.*|weight_de
 
 
 def field_bound(name: str, metadata: Mapping[str, Any] | None = None) -> Bound | None:
-    """The bound of a setting: its field's ``metadata["bound"]``, else the bound of its name."""
+    """The bound of a setting: its field's ``metadata["bound"]`` (``None`` there: unchecked),
+    else the bound of its name in :data:`NAMED_BOUNDS` or a learning-rate, momentum or
+    weight-decay name (>= 0).
+
+    >>> field_bound("batch_real"), field_bound("lr_img"), field_bound("seed")
+    (Bound(low=1, high=None, open_low=False), Bound(low=0, high=None, open_low=False), None)
+    """
     if metadata and "bound" in metadata:
         bound = metadata["bound"]
         return bound if isinstance(bound, Bound) else None
