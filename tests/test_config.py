@@ -62,3 +62,90 @@ def test_every_shipped_config_loads_and_names_registered_things():
     for path in configs:
         cfg = load_config(path)
         assert cfg.data.name in list_datasets() and cfg.method.name in list_methods() and cfg.model in list_models()
+
+
+@pytest.mark.parametrize(
+    "override, words",
+    [
+        ("method.batch_real=-4", "method.batch_real must be >= 1; got -4"),
+        ("method.batch_real=0", "method.batch_real must be >= 1; got 0"),  # was reported as "diverged"
+        ("method.embed_steps=-1", "method.embed_steps must be >= 0; got -1"),
+        ("method.checkpoint_every=-5", "method.checkpoint_every must be >= 0; got -5"),
+        ("eval.runs=-1", "eval.runs must be >= 1; got -1"),
+        ("eval.runs=0", "eval.runs must be >= 1; got 0"),
+        ("eval.lr=-0.01", "eval.lr must be >= 0; got -0.01"),
+        ("method.lr_img=-1.0", "method.lr_img must be >= 0; got -1.0"),
+        ("method.lr_img=nan", "method.lr_img must be >= 0; got nan"),
+        ("method.ipc=0", "method.ipc must be >= 1; got 0"),
+        ("eval.cutmix=1.5", "eval.cutmix must be >= 0 and <= 1; got 1.5"),
+        ('data.name=["a", "b"]', "data.name must be text; got \\['a', 'b'\\]"),
+        ('model=["convnet"]', "model must be text"),
+    ],
+)
+def test_out_of_range_values_are_refused_when_the_config_is_built(override: str, words: str):
+    with pytest.raises(ConfigError, match=words):
+        apply_overrides(RunConfig(), [override])
+
+
+def test_out_of_range_values_in_a_toml_file_name_the_setting(tmp_path: Path):
+    path = tmp_path / "c.toml"
+    path.write_text('[method]\nname = "dm"\nbatch_real = 0\n')
+    with pytest.raises(ConfigError, match="method.batch_real must be >= 1; got 0"):
+        load_config(path)
+    path.write_text('[method]\nname = "kcenter"\n[method.params]\nembed_steps = -3\n')
+    with pytest.raises(ConfigError, match="method.embed_steps must be >= 0"):
+        load_config(path)
+
+
+def test_method_settings_are_range_checked_by_parse_params_too():
+    from securedd.distill.base import METHODS
+
+    dm = METHODS.get("dm")
+    with pytest.raises(ConfigError, match="method.batch_real must be >= 1; got 0"):
+        dm.parse_params({"batch_real": "0"})  # a string that coerces to an out-of-range number
+    assert dm.parse_params({"batch_real": 1}).batch_real == 1
+
+
+def test_field_metadata_bound_wins_over_the_name_table():
+    from dataclasses import dataclass, field
+
+    from securedd.config import Bound, parse_params
+
+    @dataclass(frozen=True)
+    class P:
+        batch_real: int = field(default=8, metadata={"bound": Bound(8)})
+        lr: float = field(default=0.5, metadata={"bound": Bound(0, 1, open_low=True)})
+        steps: int = field(default=0, metadata={"bound": None})  # opts out of the name's bound
+
+    with pytest.raises(ConfigError, match="x.batch_real must be >= 8; got 4"):
+        parse_params(P, {"batch_real": 4}, owner="method 'x'", prefix="x.")
+    with pytest.raises(ConfigError, match="x.lr must be > 0 and <= 1; got 0.0"):
+        parse_params(P, {"lr": 0.0}, owner="method 'x'", prefix="x.")
+    assert parse_params(P, {"steps": -1}, owner="method 'x'", prefix="x.").steps == -1
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["x = " + "[" * 3000 + "]" * 3000, "x = " + "{a = " * 3000 + "1" + "}" * 3000,
+     "x = " + "[" * 40 + "]" * 40, "\n".join("[" + ".".join(["a"] * i) + "]" for i in range(1, 30))],
+    ids=["arrays", "inline-tables", "arrays-40", "tables-30"],
+)
+def test_deeply_nested_toml_is_a_config_error_not_a_recursion_error(tmp_path: Path, text: str):
+    path = tmp_path / "deep.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match="deep"):
+        load_config(path)
+
+
+
+@pytest.mark.parametrize("depth", [40, 3000])
+def test_deeply_nested_override_is_a_config_error(depth: int):
+    with pytest.raises(ConfigError, match="deep"):
+        apply_overrides(RunConfig(), ["method.x=" + "[" * depth + "]" * depth])
+
+
+def test_config_file_that_is_not_text_is_a_config_error(tmp_path: Path):
+    path = tmp_path / "binary.toml"
+    path.write_bytes(b"\xff\xfe\x00seed = 1")
+    with pytest.raises(ConfigError, match="UTF-8"):
+        load_config(path)

@@ -60,7 +60,8 @@ def distill(
     """
     check_device(config.device)
     if real is None:
-        real = load_dataset(config.data.name, "train", root=config.data.root, download=config.data.download)
+        real = load_dataset(config.data.name, "train", root=config.data.root, download=config.data.download,
+                            skip_bad_images=config.data.skip_bad_images)
     checkpoint = Path(str(out) + ".ckpt") if out is not None else None
     result = run_method(config, real, progress=progress, checkpoint=checkpoint, resume=resume)
     syn = result.synthetic
@@ -111,6 +112,7 @@ def evaluate(
     seed: int = 0,
     key: TargetKey | None = None,
     progress: bool = True,
+    skip_bad_images: bool = False,
 ) -> EvalReport:
     """Train fresh models on an artifact and test them on the real test split.
 
@@ -137,7 +139,7 @@ def evaluate(
     cfg = dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     spec = art.spec
     if test is None:
-        test = load_dataset(spec.name, "test", root=data_root, spec=spec)
+        test = load_dataset(spec.name, "test", root=data_root, spec=spec, skip_bad_images=skip_bad_images)
     elif test.spec.shape != spec.shape or test.spec.num_classes != spec.num_classes:
         raise MismatchError(
             f"the artifact is for '{spec.name}' {spec.shape} with {spec.num_classes} classes, but the test data "

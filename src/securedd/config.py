@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
 import types
 import typing
@@ -28,6 +29,8 @@ import tomli_w
 from securedd.errors import ConfigError, did_you_mean
 
 __all__ = [
+    "Bound",
+    "NAMED_BOUNDS",
     "DataConfig",
     "EvalConfig",
     "MethodConfig",
@@ -39,7 +42,92 @@ __all__ = [
     "config_to_toml",
     "load_config",
     "coerce",
+    "field_bound",
 ]
+
+
+@dataclass(frozen=True)
+class Bound:
+    """The range a numeric setting must lie in: ``low <= value`` (``low < value`` when
+    ``open_low``) and ``value <= high``. NaN lies in no range.
+
+    Attach one to a config field with ``field(default=..., metadata={"bound": Bound(1)})``;
+    fields without one get the bound of their name from :data:`NAMED_BOUNDS`, so every
+    ``batch_real`` or learning rate of every method is checked the same way.
+
+    >>> Bound(1).check(0, "method.batch_real")
+    Traceback (most recent call last):
+    securedd.errors.ConfigError: method.batch_real must be >= 1; got 0
+    """
+
+    low: float | None = None
+    high: float | None = None
+    open_low: bool = False
+
+    def describe(self) -> str:
+        """The range in words, e.g. ``>= 1`` or ``> 0 and <= 1``."""
+        parts = []
+        if self.low is not None:
+            parts.append(f"{'>' if self.open_low else '>='} {_plain(self.low)}")
+        if self.high is not None:
+            parts.append(f"<= {_plain(self.high)}")
+        return " and ".join(parts) or "a number"
+
+    def check(self, value: Any, where: str) -> None:
+        """Raise a ConfigError naming ``where`` unless ``value`` (a number) lies in the range."""
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return
+        low_ok = self.low is None or (value > self.low if self.open_low else value >= self.low)
+        high_ok = self.high is None or value <= self.high
+        if not (low_ok and high_ok and value == value):  # NaN fails value == value
+            raise ConfigError(f"{where} must be {self.describe()}; got {value!r}")
+
+
+def _plain(number: float) -> str:
+    return str(int(number)) if float(number).is_integer() else str(number)
+
+
+_AT_LEAST_1, _AT_LEAST_0 = Bound(1), Bound(0)
+
+#: Bounds of settings by name, for every config section and every method, attack and
+#: defence setting of that name (unless its field carries its own ``"bound"`` metadata).
+#: Counts of things to sample or average are >= 1; counts of steps, iterations and
+#: intervals are >= 0 (0 keeps the documented "off" or "default" meaning).
+NAMED_BOUNDS: Mapping[str, Bound] = {
+    "ipc": _AT_LEAST_1, "runs": _AT_LEAST_1, "batch_size": _AT_LEAST_1, "batch_real": _AT_LEAST_1,
+    "batch_train": _AT_LEAST_1, "embed_batch": _AT_LEAST_1, "bn_batch": _AT_LEAST_1, "batch_syn_max": _AT_LEAST_1,
+    "iterations": _AT_LEAST_0, "checkpoint_every": _AT_LEAST_0, "embed_steps": _AT_LEAST_0, "steps": _AT_LEAST_0,
+    "epochs": _AT_LEAST_0, "inner_loop": _AT_LEAST_0, "outer_loop": _AT_LEAST_0, "batch_syn": _AT_LEAST_0,
+    "chunk": _AT_LEAST_0, "cutmix": Bound(0, 1),
+}
+
+#: Name patterns with a bound: learning rates, momenta and weight decays are >= 0.
+_PATTERN_BOUNDS = ((re.compile(r"^(lr|lr_.*|.*_lr|momentum|momentum_.*|weight_decay|weight_decay_.*)$"), _AT_LEAST_0),)
+
+
+def field_bound(name: str, metadata: Mapping[str, Any] | None = None) -> Bound | None:
+    """The bound of a setting: its field's ``metadata["bound"]`` (``None`` there: unchecked),
+    else the bound of its name in :data:`NAMED_BOUNDS` or a learning-rate, momentum or
+    weight-decay name (>= 0).
+
+    >>> field_bound("batch_real"), field_bound("lr_img"), field_bound("seed")
+    (Bound(low=1, high=None, open_low=False), Bound(low=0, high=None, open_low=False), None)
+    """
+    if metadata and "bound" in metadata:
+        bound = metadata["bound"]
+        return bound if isinstance(bound, Bound) else None
+    if name in NAMED_BOUNDS:
+        return NAMED_BOUNDS[name]
+    for pattern, bound in _PATTERN_BOUNDS:
+        if pattern.match(name):
+            return bound
+    return None
+
+
+def _check_bound(name: str, value: Any, where: str, metadata: Mapping[str, Any] | None = None) -> None:
+    bound = field_bound(name, metadata)
+    if bound is not None:
+        bound.check(value, where)
 
 
 @dataclass(frozen=True)
@@ -48,11 +136,15 @@ class DataConfig:
 
     ``name`` is a registered dataset (``securedd list datasets``), ``imagefolder:PATH`` or
     ``npz:PATH``. ``root`` falls back to ``$SECUREDD_DATA`` then ``~/.cache/securedd/data``.
+    ``skip_bad_images`` leaves out image files that cannot be read (corrupt, truncated,
+    empty, too large, not files) with a logged count, instead of stopping at the first; it
+    is recorded only when set, so the artifacts of other runs stay byte-identical.
     """
 
     name: str = "digits"
     root: str | None = None
     download: bool = False
+    skip_bad_images: bool = field(default=False, metadata={"omit_default": True})
 
 
 @dataclass(frozen=True)
@@ -106,10 +198,13 @@ _SECTIONS = {"data": DataConfig, "method": MethodConfig, "eval": EvalConfig}
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:
-    """A plain, JSON/TOML-friendly dict of a config dataclass (``None`` values dropped)."""
+    """A plain, JSON/TOML-friendly dict of a config dataclass (``None`` values dropped, and
+    the default values of fields whose metadata says ``omit_default``)."""
     out: dict[str, Any] = {}
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name)
+        if f.metadata.get("omit_default") and value == f.default:
+            continue
         if dataclasses.is_dataclass(value):
             value = config_to_dict(value)
         elif isinstance(value, Mapping):
@@ -132,6 +227,10 @@ T = TypeVar("T")
 def _field_types(cls: type) -> dict[str, Any]:
     hints = typing.get_type_hints(cls)
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _field_metadata(cls: type) -> dict[str, Mapping[str, Any]]:
+    return {f.name: f.metadata for f in dataclasses.fields(cls)}
 
 
 _TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
@@ -227,6 +326,9 @@ def parse_params(cls: type[T], values: Mapping[str, Any], *, owner: str, prefix:
                 + f"{', '.join(types_) or 'none'}."
             )
     kwargs = {key: coerce(value, types_[key], f"{prefix}{key}") for key, value in values.items()}
+    metadata = _field_metadata(cls)
+    for key, value in kwargs.items():
+        _check_bound(key, value, f"{prefix}{key}", metadata[key])
     try:
         return cls(**kwargs)
     except ConfigError:
@@ -237,21 +339,25 @@ def parse_params(cls: type[T], values: Mapping[str, Any], *, owner: str, prefix:
 
 def _build_section(cls: type, values: Mapping[str, Any], section: str) -> Any:
     types_ = _field_types(cls)
+    metadata = _field_metadata(cls)
     kwargs: dict[str, Any] = {}
     params: dict[str, Any] = {}
     for key, value in values.items():
         if key in types_ and key != "params":
             kwargs[key] = coerce(value, types_[key], f"{section}.{key}")
+            _check_bound(key, kwargs[key], f"{section}.{key}", metadata[key])
         elif cls is MethodConfig and key == "params" and isinstance(value, Mapping):
             params.update(value)
         elif cls is MethodConfig:
-            params[key] = value  # a method hyper-parameter; the method validates it
+            params[key] = value  # a method hyper-parameter; the method checks its type
         else:
             raise ConfigError(
                 f"unknown setting '{section}.{key}'.{did_you_mean(key, types_)} "
                 f"Valid keys in [{section}]: {', '.join(types_)}."
             )
     if cls is MethodConfig:
+        for key, value in params.items():  # range-checked now, before any data is read
+            _check_bound(key, value, f"{section}.{key}")
         kwargs["params"] = params
     return cls(**kwargs)
 
@@ -290,7 +396,28 @@ def load_config(path: str | Path | None = None) -> RunConfig:
         values = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file '{path}' is not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"config file '{path}' nests its arrays or tables too deeply to be a config") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file '{path}' cannot be read as UTF-8 text: {exc}") from None
+    _check_depth(values, f"config file '{path}'")
     return _from_dict(values)
+
+
+#: The deepest nesting of tables and arrays a config may have (a valid one needs 3 at most:
+#: ``[method.params]`` holding a list).
+MAX_DEPTH = 16
+
+
+def _check_depth(values: Any, what: str) -> None:
+    """Refuse ``values`` nested deeper than :data:`MAX_DEPTH` (walked without recursion)."""
+    stack: list[tuple[Any, int]] = [(values, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ConfigError(f"{what} nests tables or arrays more than {MAX_DEPTH} deep; no setting needs that")
+        children = value.values() if isinstance(value, Mapping) else value if isinstance(value, list) else ()
+        stack.extend((child, depth + 1) for child in children)
 
 
 def check_device(name: str) -> str:
@@ -312,9 +439,13 @@ def check_device(name: str) -> str:
 
 def _parse_value(text: str) -> Any:
     try:
-        return tomllib.loads(f"v = {text}")["v"]
+        value = tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
         return text
+    except RecursionError:
+        raise ConfigError(f"override value '{text[:40]}' nests arrays or tables too deeply to be a setting") from None
+    _check_depth(value, f"override value '{text[:40]}'")
+    return value
 
 
 def apply_overrides(cfg: RunConfig, overrides: Iterable[str]) -> RunConfig:

@@ -250,6 +250,7 @@ def run_demo(
     seed: int = 0,
     progress: bool = True,
     verbose: bool = False,
+    skip_bad_images: bool = False,
 ) -> DemoResult:
     """Run the demo's sections (see the module docstring) and write ``demo.md`` and ``demo.json``.
 
@@ -258,7 +259,7 @@ def run_demo(
     """
     start = time.perf_counter()
     out = Path(out_dir)
-    train, test = load_splits(dataset, root=data_root)
+    train, test = load_splits(dataset, root=data_root, skip_bad_images=skip_bad_images)
     result = DemoResult()
     eval_cfg = EvalConfig(runs=runs, epochs=epochs, dsa=dsa)
     s = _Section(DataConfig(dataset, data_root), train, test, out, eval_cfg, seed, device, progress, verbose, result.files)

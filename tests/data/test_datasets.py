@@ -185,3 +185,23 @@ def test_real_usps_test_split(real_data_root: Path):
 def test_missing_usps_files_get_the_clear_error(tmp_path):
     with pytest.raises(DataError, match="dataset 'usps' .train split. was not found"):
         load_dataset("usps", "train", root=tmp_path)
+
+
+def test_nan_pixels_from_any_reader_fail_the_range_check(monkeypatch: pytest.MonkeyPatch):
+    pixels = torch.rand(20, 1, 8, 8)
+    pixels[4, 0, 3, 3] = float("nan")
+    monkeypatch.setattr("securedd.data.datasets._read_digits", lambda split: (pixels, torch.arange(20) % 10))
+    with pytest.raises(DataError, match="the train pixels of dataset 'digits' must be .* in \\[0, 1\\].* 1 NaN"):
+        load_dataset("digits", "train")
+
+
+@pytest.mark.parametrize(
+    "mean, std, words",
+    [((0.5,), (0.0,), "std finite and > 0"), ((0.5,), (-0.2,), "std finite and > 0"),
+     ((float("nan"),), (0.3,), "mean must be finite"), ((0.5,), (float("inf"),), "std finite"),
+     ((0.5, 0.5), (0.3, 0.3), "one value per channel \\(1\\); got 2 and 2")],
+)
+def test_a_spec_that_cannot_normalise_cannot_be_built(mean, std, words):
+    values = dataset_spec("digits").to_dict() | {"mean": list(mean), "std": list(std)}
+    with pytest.raises(DataError, match=words):
+        type(dataset_spec("digits")).from_dict(values)

@@ -139,7 +139,7 @@ class DoorpingAttack(Attack[DoorpingTarget, DoorpingResult]):
         if workers < 1:
             raise ConfigError(f"Doorping needs at least one malicious worker; {settings.clients} clients give "
                               f"(clients - 1) // 2 = 0: set malicious=1 or use more clients")
-        classes = dataset_spec(cfg.data.name, root=cfg.data.root).num_classes
+        classes = dataset_spec(cfg.data.name, root=cfg.data.root, skip_bad_images=cfg.data.skip_bad_images).num_classes
         if not 0 <= p.target < classes:
             raise ConfigError(f"the target class must be in 0..{classes - 1}; got target={p.target}")
         states: dict[int, dict[str, torch.Tensor]] = {}
@@ -151,7 +151,8 @@ class DoorpingAttack(Attack[DoorpingTarget, DoorpingResult]):
                               "and run again")
         spec = art.spec
         test = target.test if target.test is not None else load_dataset(
-            cfg.data.name, "test", root=cfg.data.root, download=cfg.data.download, spec=spec)
+            cfg.data.name, "test", root=cfg.data.root, download=cfg.data.download, spec=spec,
+            skip_bad_images=cfg.data.skip_bad_images)
         train_settings = p.train_settings(spec.dsa_strategy)
         rows = []
         for k in range(p.models):

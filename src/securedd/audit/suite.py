@@ -54,7 +54,7 @@ class Audit:
 
 
 def run_audit(artifact: str | Path | Artifact, config: AuditConfig = AuditConfig(), *,
-              data_root: str | Path | None = None, progress: bool = True) -> Audit:
+              data_root: str | Path | None = None, progress: bool = True, skip_bad_images: bool = False) -> Audit:
     """Run ``config.stages`` on the artifact (see :mod:`securedd.audit.stages`) and return the findings."""
     from tqdm.auto import tqdm
 
@@ -65,8 +65,9 @@ def run_audit(artifact: str | Path | Artifact, config: AuditConfig = AuditConfig
         raise ConfigError("the audit trains networks on the set with SGD; a DD/SLDD/SecDD set is a learned step "
                           "schedule for particular networks: audit it with securedd evaluate instead")
     spec = art.spec
-    ctx = AuditContext(art, config, load_dataset(spec.name, "train", root=data_root, spec=spec),
-                       load_dataset(spec.name, "test", root=data_root, spec=spec), progress=progress)
+    train, test = (load_dataset(spec.name, split, root=data_root, spec=spec, skip_bad_images=skip_bad_images)
+                   for split in ("train", "test"))
+    ctx = AuditContext(art, config, train, test, progress=progress)
     audit = Audit({"path": str(art.path) if art.path else None, "sha256": art.sha256, "method": art.method,
                    "dataset": spec.name, "images": int(art.images.shape[0]), "ipc": art.ipc,
                    "privacy_ledger": art.metadata.get("privacy")}, asdict(config))

@@ -107,9 +107,10 @@ def _finish(report: ApplicationReport, out: Path) -> int:
 def run_adapt(args: argparse.Namespace) -> int:
     pool = load_pool(args.pool)
     cfg = _config(args, args.target, pool.model, args.ipc, args.steps, args.epochs, [])
-    train = load_dataset(args.target, "train", root=args.data_root, download=args.download)
+    train = load_dataset(args.target, "train", root=args.data_root, download=args.download,
+                         skip_bad_images=args.skip_bad_images)
     art = _distil_or_load(cfg, args, train)
-    test = load_dataset(args.target, "test", root=args.data_root, spec=train.spec)
+    test = load_dataset(args.target, "test", root=args.data_root, spec=train.spec, skip_bad_images=args.skip_bad_images)
     return _finish(adaptation_report(art, test, train, finetune_epochs=args.finetune_epochs, seed=args.seed,
                                      progress=not args.quiet), Path(args.out))
 
@@ -118,7 +119,8 @@ def run_poison(args: argparse.Namespace) -> int:
     pool = load_pool(args.pool)
     dataset = args.dataset or str(pool.manifest["dataset"])
     cfg = _config(args, dataset, pool.model, args.ipc, 1, 1, [f"method.relabel='{args.attack}'"])
-    train = load_dataset(dataset, "train", root=args.data_root, download=args.download)
+    train = load_dataset(dataset, "train", root=args.data_root, download=args.download,
+                         skip_bad_images=args.skip_bad_images)
     art = _distil_or_load(cfg, args, train)
-    test = load_dataset(dataset, "test", root=args.data_root, spec=train.spec)
+    test = load_dataset(dataset, "test", root=args.data_root, spec=train.spec, skip_bad_images=args.skip_bad_images)
     return _finish(poisoning_report(art, test, train, seed=args.seed, progress=not args.quiet), Path(args.out))

@@ -65,8 +65,9 @@ def _given(args: argparse.Namespace, **settings: str) -> dict[str, Any]:
 def _splits(art: Artifact, args: argparse.Namespace) -> tuple[RealData, RealData]:
     """The artifact's dataset: (train, test), normalised as the artifact is."""
     spec = art.spec
-    train = load_dataset(spec.name, "train", root=args.data_root, download=args.download, spec=spec)
-    return train, load_dataset(spec.name, "test", root=args.data_root, spec=spec)
+    skip = args.skip_bad_images
+    train = load_dataset(spec.name, "train", root=args.data_root, download=args.download, spec=spec, skip_bad_images=skip)
+    return train, load_dataset(spec.name, "test", root=args.data_root, spec=spec, skip_bad_images=skip)
 
 
 @COMMANDS.register("key-search")

@@ -74,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
                       reference_min_steps=args.reference_min_steps,
                       mia_samples=args.mia_samples, robustness_samples=args.robustness_samples, norm=args.norm,
                       epsilons=_budgets(args.epsilons), seed=args.seed)
-    audit = run_audit(args.artifact, cfg, data_root=args.data_root, progress=not args.quiet)
+    audit = run_audit(args.artifact, cfg, data_root=args.data_root, progress=not args.quiet,
+                      skip_bad_images=args.skip_bad_images)
     folder = Path(args.out_dir) if args.out_dir else Path(args.artifact).resolve().parent
     files = write_report(audit, folder)
     echo("| aspect | metric | distilled | full-data reference |\n|---|---|---|---|")

@@ -23,6 +23,9 @@ def examples(*lines: str) -> str:
 def add_data_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", metavar="DIR", help="dataset folder (default: $SECUREDD_DATA, then ~/.cache/securedd/data)")
     p.add_argument("--download", action="store_true", help="let torchvision download a missing dataset")
+    p.add_argument("--skip-bad-images", action="store_true",
+                   help="leave out image files that cannot be read (corrupt, truncated, empty, too large, not files) "
+                        "and log how many, instead of stopping at the first")
     p.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (default: cpu)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars, no resolved config")
     p.add_argument("--verbose", "-v", action="store_true",
@@ -77,6 +80,8 @@ def _overrides(args: argparse.Namespace) -> list[str]:
             overrides.append(f"{key}={_toml_value(value)}")
     if getattr(args, "download", False):
         overrides.append("data.download=true")
+    if getattr(args, "skip_bad_images", False):
+        overrides.append("data.skip_bad_images=true")
     return overrides
 
 

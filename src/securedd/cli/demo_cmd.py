@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     echo(f"demo: {args.dataset}, IPC {args.ipc}, best method '{best_method()}' vs 'random', {args.runs} models each")
     result = run_demo(dataset=args.dataset, ipc=args.ipc, runs=args.runs, epochs=args.epochs, dsa=args.dsa,
                       out_dir=args.out_dir, data_root=args.data_root, device=args.device or "cpu", seed=args.seed,
-                      progress=not args.quiet, verbose=args.verbose)
+                      progress=not args.quiet, verbose=args.verbose, skip_bad_images=args.skip_bad_images)
     echo("")
     echo(result.to_markdown())
     echo(result.federated_markdown())

@@ -43,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
     echo(f"{args.artifact}: {art.method}, {art.spec.name}, {art.images.shape[0]} images "
          f"({art.ipc_accounting()['summary']}), sha256 {art.sha256[:16]}...")
     report = evaluate(art, models=models, runs=args.runs, epochs=args.epochs, dsa=args.dsa, cutmix=args.cutmix,
-                      data_root=args.data_root, device=args.device or "cpu", seed=args.seed, progress=not args.quiet)
+                      data_root=args.data_root, device=args.device or "cpu", seed=args.seed, progress=not args.quiet,
+                      skip_bad_images=args.skip_bad_images)
     p = report.protocol
     cutmix = f", CutMix p={p['cutmix_prob']}" if p.get("cutmix_prob") else ""
     echo(f"protocol: {p['epochs']} epochs, lr {p['lr']}, batch {p['batch_size']}, "

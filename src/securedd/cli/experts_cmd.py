@@ -44,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = build_config(args)
     name = Path(cfg.data.name.split(":", 1)[-1]).name or "data"
     out = Path(args.out) if args.out else Path("experts") / f"{name}_{cfg.model}{'_zca' if args.zca else ''}"
-    real = load_dataset(cfg.data.name, "train", root=cfg.data.root, download=cfg.data.download)
+    real = load_dataset(cfg.data.name, "train", root=cfg.data.root, download=cfg.data.download,
+                        skip_bad_images=cfg.data.skip_bad_images)
     plan = plan_experts(cfg, out, num_experts=args.experts, epochs=args.epochs, spec=real.spec)
     if not args.quiet:
         echo(f"experts: {args.experts} x {cfg.model} on {cfg.data.name}, {args.epochs} epochs of SGD (lr {args.lr}, "

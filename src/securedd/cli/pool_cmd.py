@@ -36,8 +36,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run(args: argparse.Namespace) -> int:
-    train = load_dataset(args.dataset, "train", root=args.data_root, download=args.download)
-    target = dataset_spec(args.as_dataset, root=args.data_root) if args.as_dataset else None
+    train = load_dataset(args.dataset, "train", root=args.data_root, download=args.download,
+                         skip_bad_images=args.skip_bad_images)
+    target = (dataset_spec(args.as_dataset, root=args.data_root, skip_bad_images=args.skip_bad_images)
+              if args.as_dataset else None)
     folder = train_pool(args.model, train, args.out, count=args.count, epochs=args.epochs, seed=args.seed,
                         target=target, progress=not args.quiet)
     pool = load_pool(folder)

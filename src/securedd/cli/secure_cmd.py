@@ -104,7 +104,8 @@ def run_train(args: argparse.Namespace) -> int:
     size = Path(args.artifact).stat().st_size
     sig = signature_path(args.artifact) if args.signature is None else Path(args.signature)
     sent = size + (sig.stat().st_size if sig.is_file() else 0)
-    report = evaluate(art, key=key, data_root=args.data_root, device=args.device or "cpu", progress=not args.quiet)
+    report = evaluate(art, key=key, data_root=args.data_root, device=args.device or "cpu", progress=not args.quiet,
+                      skip_bad_images=args.skip_bad_images)
     acc = report.archs[0].accuracies[0]
     echo(f"{key.model} from the key, trained on {art.images.shape[0]} images in {art.lrs.numel() if art.lrs is not None else 0} "
          f"steps: test accuracy {acc:.2f}%")

@@ -19,14 +19,15 @@ import torch
 import torchvision.datasets as tvd
 from PIL import Image
 
-from securedd.data.folders import read_image_folder, read_npz
+from securedd.data.folders import read_image_folder
+from securedd.data.npz import check_unit_range, read_npz
 from securedd.data.root import resolve_root
 from securedd.data.spec import DatasetSpec, RealData
 from securedd.errors import DataError
 from securedd.registry import Registry
 from securedd.rng import make_generator
 
-__all__ = ["DATASETS", "DatasetSource", "dataset_spec", "list_datasets", "load_dataset", "load_splits"]
+__all__ = ["DATASETS", "MIN_STD", "DatasetSource", "dataset_spec", "list_datasets", "load_dataset", "load_splits"]
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +163,8 @@ def _read_digits(split: str) -> tuple[torch.Tensor, torch.Tensor]:
     return pixels[index], labels[index]
 
 
-def _read_named(source: DatasetSource, split: str, root: Path, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _read_named(source: DatasetSource, split: str, root: Path, download: bool,
+                skip_bad: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     if source.reader is None:
         return _read_digits(split)
     folder = root / source.name / split
@@ -172,7 +174,8 @@ def _read_named(source: DatasetSource, split: str, root: Path, download: bool) -
     except (RuntimeError, FileNotFoundError) as exc:  # torchvision: "Dataset not found or corrupted"; USPS opens files directly
         if folder.is_dir():
             pixels, labels, _ = read_image_folder(
-                folder, list(_folder_class_names(source, folder)), channels=source.channels, size=source.size
+                folder, list(_folder_class_names(source, folder)), channels=source.channels, size=source.size,
+                skip_bad=skip_bad,
             )
             return pixels.float() / 255.0, labels
         hint = "" if download else " Pass --download to fetch it, or"
@@ -196,16 +199,33 @@ def _folder_class_names(source: DatasetSource, folder: Path) -> tuple[str, ...]:
     )
 
 
-def _read_custom(name: str, split: str) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+def _split_class_names(path: Path) -> list[str]:
+    """The class folders of ``path/train``, checked to be the same as those of ``path/test``.
+
+    Labels number the sorted class folders, so a class missing from one split would shift
+    every later label of that split.
+    """
+    found = {split: sorted(p.name for p in (path / split).iterdir() if p.is_dir()) for split in SPLITS}
+    if found["train"] != found["test"]:
+        train, test = set(found["train"]), set(found["test"])
+        only = {"train": sorted(train - test), "test": sorted(test - train)}
+        raise DataError(
+            f"the class folders of '{path / 'train'}' and '{path / 'test'}' must have the same names; "
+            + "; ".join(f"only in {split}/: {', '.join(names)}" for split, names in only.items() if names)
+        )
+    return found["train"]
+
+
+def _read_custom(name: str, split: str, skip_bad: bool = False) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     kind, _, path_text = name.partition(":")
     path = Path(path_text).expanduser()
     if kind == "npz":
         arrays = read_npz(path)
-        return arrays[f"x_{split}"], arrays[f"y_{split}"], arrays["class_names"]  # type: ignore[return-value]
+        return arrays[f"x_{split}"], arrays[f"y_{split}"], arrays["class_names"]
     if (path / "train").is_dir() and (path / "test").is_dir():
-        pixels, labels, names = read_image_folder(path / split)
+        pixels, labels, names = read_image_folder(path / split, _split_class_names(path), skip_bad=skip_bad)
         return pixels.float() / 255.0, labels, names
-    pixels, labels, names = read_image_folder(path)
+    pixels, labels, names = read_image_folder(path, skip_bad=skip_bad)
     index = _stratified_split(labels, 0.2, f"imagefolder:{path.resolve()}")[split]
     return pixels[index].float() / 255.0, labels[index], names
 
@@ -221,31 +241,55 @@ def _canonical(name: str) -> str:
     return DATASETS.get(name).name
 
 
-def _read(name: str, split: str, root: Path, download: bool) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+def _read(name: str, split: str, root: Path, download: bool,
+          skip_bad: bool = False) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     if split not in SPLITS:
         raise DataError(f"split must be one of {', '.join(SPLITS)}; got '{split}'")
     if _is_custom(name):
-        return _read_custom(name, split)
-    source = DATASETS.get(name)
-    pixels, labels = _read_named(source, split, root, download)
-    return pixels, labels, list(source.class_names)
+        pixels, labels, names = _read_custom(name, split, skip_bad)
+    else:
+        source = DATASETS.get(name)
+        pixels, labels = _read_named(source, split, root, download, skip_bad)
+        names = list(source.class_names)
+    check_unit_range(pixels, f"the {split} pixels of dataset '{name}'")
+    return pixels, labels, names
 
 
-def _stats(pixels: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+#: The smallest per-channel standard deviation a dataset's statistics may have: a quarter of
+#: one uint8 grey level (1/1020). A channel that varies less is constant in practice.
+MIN_STD = 1e-3
+
+
+def _stats(pixels: torch.Tensor, name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of [0, 1] training pixels, rounded to 4 decimals.
+
+    A (near-)constant channel is a DataError rather than a floored std: normalising divides
+    by the std, so a floor would either be undone by the rounding (0 -> NaN images, as once
+    happened) or blow a channel that carries no information up into noise. Such a channel
+    almost always means blank or wrongly converted images, which the user should see.
+    """
     mean = pixels.mean(dim=(0, 2, 3), dtype=torch.float64)
-    std = pixels.std(dim=(0, 2, 3)).double().clamp_min(1e-6)
+    std = pixels.std(dim=(0, 2, 3)).double()
+    flat = [c for c, s in enumerate(std.tolist()) if not s >= MIN_STD]  # NaN (one pixel) is flat too
+    if flat:
+        raise DataError(
+            f"channel {', '.join(map(str, flat))} of the training images of dataset '{name}' is constant "
+            f"(std {', '.join(f'{float(std[c]):.2g}' for c in flat)} < {MIN_STD}): images cannot be normalised "
+            "by it. Check that the images are not blank, or store them with fewer channels."
+        )
     return tuple(round(float(m), 4) for m in mean), tuple(round(float(s), 4) for s in std)
 
 
-def _spec_for(name: str, train_pixels: torch.Tensor | None, class_names: list[str], root: Path, download: bool) -> DatasetSpec:
+def _spec_for(name: str, train_pixels: torch.Tensor | None, class_names: list[str], root: Path, download: bool,
+              skip_bad: bool = False) -> DatasetSpec:
     canonical = _canonical(name)
     source = None if _is_custom(name) else DATASETS.get(name)
     if source is not None and source.mean is not None and source.std is not None:
         mean, std = source.mean, source.std
     else:
         if train_pixels is None:
-            train_pixels, _, _ = _read(name, "train", root, download)
-        mean, std = _stats(train_pixels)
+            train_pixels, _, _ = _read(name, "train", root, download, skip_bad)
+        mean, std = _stats(train_pixels, name)
     sample = train_pixels if train_pixels is not None else None
     channels, height, width = (source.channels, *source.size) if source else tuple(sample.shape[1:])  # type: ignore[union-attr]
     return DatasetSpec(
@@ -268,6 +312,7 @@ def load_dataset(
     root: str | Path | None = None,
     download: bool = False,
     spec: DatasetSpec | None = None,
+    skip_bad_images: bool = False,
 ) -> RealData:
     """Load one split of a dataset as normalised tensors.
 
@@ -278,31 +323,38 @@ def load_dataset(
         download: let torchvision download a missing dataset (nothing downloads otherwise).
         spec: normalise with this spec (e.g. the one stored in an artifact) instead of the
             dataset's own statistics.
+        skip_bad_images: leave out image files that cannot be read (corrupt, truncated,
+            empty, too large, not files), logging their number, instead of raising.
 
     Raises:
         DataError: the dataset is missing (the message names the expected path and the
-            ``--download`` flag) or unreadable.
+            ``--download`` flag), unreadable, or unusable: pixels outside [0, 1] or NaN,
+            labels out of range, a constant channel, a bad image file (named).
     """
     root_path = resolve_root(root, must_exist=not download)
-    pixels, labels, class_names = _read(name, split, root_path, download)
+    pixels, labels, class_names = _read(name, split, root_path, download, skip_bad_images)
     if spec is None:
-        spec = _spec_for(name, pixels if split == "train" else None, class_names, root_path, download)
+        spec = _spec_for(name, pixels if split == "train" else None, class_names, root_path, download,
+                         skip_bad_images)
     if tuple(pixels.shape[1:]) != spec.shape:
         raise DataError(f"dataset '{name}' has images of shape {tuple(pixels.shape[1:])}, but the spec says {spec.shape}")
     return RealData(spec.normalize(pixels.float()).contiguous(), labels.to(torch.int64), spec)
 
 
-def load_splits(name: str, *, root: str | Path | None = None, download: bool = False) -> tuple[RealData, RealData]:
+def load_splits(name: str, *, root: str | Path | None = None, download: bool = False,
+                skip_bad_images: bool = False) -> tuple[RealData, RealData]:
     """``(train, test)`` of a dataset, the test split normalised with the train split's spec."""
-    train = load_dataset(name, "train", root=root, download=download)
-    return train, load_dataset(name, "test", root=root, download=download, spec=train.spec)
+    train = load_dataset(name, "train", root=root, download=download, skip_bad_images=skip_bad_images)
+    return train, load_dataset(name, "test", root=root, download=download, spec=train.spec,
+                               skip_bad_images=skip_bad_images)
 
 
-def dataset_spec(name: str, *, root: str | Path | None = None, download: bool = False) -> DatasetSpec:
+def dataset_spec(name: str, *, root: str | Path | None = None, download: bool = False,
+                 skip_bad_images: bool = False) -> DatasetSpec:
     """The spec of a dataset (reads the training split only when statistics must be computed)."""
     if not _is_custom(name):
         source = DATASETS.get(name)
         if source.mean is not None and source.reader is not None:
             return DatasetSpec(source.name, source.channels, *source.size, len(source.class_names),
                                source.class_names, source.mean, source.std, source.dsa_strategy)  # type: ignore[arg-type]
-    return load_dataset(name, "train", root=root, download=download).spec
+    return load_dataset(name, "train", root=root, download=download, skip_bad_images=skip_bad_images).spec

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
+
+from securedd.errors import DataError
 
 __all__ = ["DatasetSpec", "RealData"]
 
@@ -15,7 +18,8 @@ class DatasetSpec:
     """Shape, classes and normalisation of a dataset; stored in every artifact.
 
     ``mean``/``std`` are per channel, for pixels scaled to [0, 1]. Images in securedd are
-    always held normalised: ``(pixel - mean) / std``.
+    always held normalised: ``(pixel - mean) / std``. A spec whose statistics could not
+    normalise (one value per channel, finite, std > 0) cannot be built: a DataError.
     """
 
     name: str
@@ -27,6 +31,14 @@ class DatasetSpec:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     dsa_strategy: str = "color_crop_cutout_flip_scale_rotate"
+
+    def __post_init__(self) -> None:
+        if len(self.mean) != self.channels or len(self.std) != self.channels:
+            raise DataError(f"dataset spec '{self.name}': mean and std need one value per channel ({self.channels}); "
+                            f"got {len(self.mean)} and {len(self.std)}")
+        if not all(math.isfinite(m) for m in self.mean) or not all(math.isfinite(s) and s > 0 for s in self.std):
+            raise DataError(f"dataset spec '{self.name}': mean must be finite and std finite and > 0; "
+                            f"got mean {list(self.mean)}, std {list(self.std)}")
 
     @property
     def shape(self) -> tuple[int, int, int]:

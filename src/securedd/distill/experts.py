@@ -144,7 +144,8 @@ def plan_experts(config: RunConfig, out: str | Path, *, num_experts: int, epochs
     if spec is None:
         from securedd.data import dataset_spec
 
-        spec = dataset_spec(config.data.name, root=config.data.root, download=config.data.download)
+        spec = dataset_spec(config.data.name, root=config.data.root, download=config.data.download,
+                            skip_bad_images=config.data.skip_bad_images)
     model = create_model(config.model, spec.shape, spec.num_classes)
     manifest = _read_manifest(out)
     num_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -207,7 +208,8 @@ def train_experts(
     out = Path(out)
     device = torch.device(config.device)
     if real is None:
-        real = load_dataset(config.data.name, "train", root=config.data.root, download=config.data.download)
+        real = load_dataset(config.data.name, "train", root=config.data.root, download=config.data.download,
+                            skip_bad_images=config.data.skip_bad_images)
     plan = plan_experts(config, out, num_experts=num_experts, epochs=epochs, spec=real.spec)
     plan.check_disk()
     strategy = real.spec.dsa_strategy if dsa else None

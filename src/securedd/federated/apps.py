@@ -133,7 +133,8 @@ class FederationSettings:
 def _shard(run_config: str, clients: int, split: str, partition: int) -> RealData:
     """This client's shard, the same on every round (loaded once per process)."""
     cfg = config_from_dict(json.loads(run_config))
-    train = load_dataset(cfg.data.name, "train", root=cfg.data.root, download=cfg.data.download)
+    train = load_dataset(cfg.data.name, "train", root=cfg.data.root, download=cfg.data.download,
+                         skip_bad_images=cfg.data.skip_bad_images)
     shards = make_shards(train.labels, clients, split, make_generator(cfg.seed, "federated", "shards"),
                          train.spec.num_classes)
     if not 0 <= partition < clients:
@@ -181,7 +182,7 @@ def client_train(content: dict[str, Any], partition: int,
 def initial_images(settings: FederationSettings) -> torch.Tensor:
     """The server's first ``S^g``: seeded Gaussian noise, ``ipc`` images per class."""
     cfg = settings.config
-    spec = dataset_spec(cfg.data.name, root=cfg.data.root)
+    spec = dataset_spec(cfg.data.name, root=cfg.data.root, skip_bad_images=cfg.data.skip_bad_images)
     gen = make_generator(cfg.seed, "federated", "init")
     return torch.randn((spec.num_classes * cfg.method.ipc, *spec.shape), generator=gen)
 
@@ -244,7 +245,7 @@ def run_server(settings: FederationSettings, exchange: Exchange) -> Artifact:
                      entry["loss"])
         _checkpoint(settings, images, round_ + 1, history, velocity)
     cfg = settings.config
-    spec = dataset_spec(cfg.data.name, root=cfg.data.root)
+    spec = dataset_spec(cfg.data.name, root=cfg.data.root, skip_bad_images=cfg.data.skip_bad_images)
     info = {"federated": {"clients": settings.clients, "rounds": settings.rounds, "split": settings.split,
                           "aggregator": settings.aggregator, "server_momentum": settings.server_momentum,
                           "quorum": settings.needed_replies, "policy": dataclasses.asdict(settings.policy),
