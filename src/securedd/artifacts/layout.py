@@ -22,9 +22,9 @@ import os
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
+from io import BufferedReader
 from math import prod
 from pathlib import Path
-from io import BufferedReader
 
 import torch
 from safetensors.torch import save as st_save
