@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
@@ -342,3 +344,30 @@ def test_json_constants_survive_in_free_form_fields(artifact: Path):
     meta["info"] = {"final_loss": math.nan}
     _forge(artifact, meta)
     assert math.isnan(load_artifact(artifact).metadata["info"]["final_loss"])
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_reserialisation_loads_only_if_byte_identical(artifact: Path, data: st.DataObject):
+    """The header and metadata re-serialised with random separators, indents and key orders (the hash stays
+    valid): the only outcomes are the original bytes, which load, or a clean refusal."""
+    original = artifact.read_bytes()
+    raw, header, body = _split(original)
+    meta = json.loads(header["__metadata__"]["securedd"])
+
+    def dump(value: dict[str, Any]) -> str:
+        keys = data.draw(st.permutations(sorted(value)))
+        indent = data.draw(st.sampled_from([None, 0, 1, 2]))
+        seps = data.draw(st.sampled_from([(",", ":"), (", ", ": "), (",", ": ")]))
+        return json.dumps({k: value[k] for k in keys}, indent=indent, separators=seps)
+
+    header["__metadata__"]["securedd"] = dump(meta)
+    text = dump(header).encode()
+    pad = data.draw(st.integers(0, 16))
+    forged = _join(text + b" " * pad, body, pad=data.draw(st.booleans()))
+    path = artifact.with_name("forged.safetensors")
+    path.write_bytes(forged)
+    if forged == original:
+        assert load_artifact(path).sha256 == meta["sha256"]
+    else:
+        _refused(path, "not in canonical form|repeats the key|bytes appended")
