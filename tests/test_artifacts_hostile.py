@@ -294,6 +294,15 @@ def test_the_size_cap_is_checked_before_reading(artifact: Path, monkeypatch: pyt
     _refused(artifact, f"{MAX_BYTES_ENV}='lots' is not a positive number")
 
 
+def test_a_folder_or_a_pipe_is_refused_without_reading(tmp_path: Path):
+    import os
+
+    (tmp_path / "dir.safetensors").mkdir()
+    os.mkfifo(tmp_path / "pipe.safetensors")  # opening a pipe would block until a writer came
+    for name in ("dir.safetensors", "pipe.safetensors"):
+        _refused(tmp_path / name, "not a regular file")
+
+
 def test_an_oversized_header_length_is_refused_before_reading_it(tmp_path: Path):
     path = tmp_path / "big-header.safetensors"
     with open(path, "wb") as fh:

@@ -243,7 +243,8 @@ def read_tensors(source: Source, layout: Layout, digest: hashlib._Hash) -> dict[
 def open_source(path: Path) -> BufferedReader:
     """Open ``path`` for reading, refusing what is not a regular file."""
     if not path.is_file():
-        raise ArtifactError(f"{path}: no such artifact file")
+        raise ArtifactError(f"{path}: no such artifact file" if not path.exists() else
+                            f"{path}: not a regular file (a folder, device or pipe); give the .safetensors file")
     try:
         return open(path, "rb")  # noqa: SIM115 - the caller closes it
     except OSError as exc:
