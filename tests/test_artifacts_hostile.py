@@ -281,6 +281,40 @@ def test_nesting_depth_ignores_brackets_in_strings():
     assert loads_strict('{"a": "[[[["}', what="x") == {"a": "[[[["}
 
 
+def _depth(value: Any) -> int:
+    if isinstance(value, (list, dict)):
+        children = value.values() if isinstance(value, dict) else value
+        return 1 + max((_depth(v) for v in children), default=0)
+    return 0
+
+
+_JSON = st.recursive(st.none() | st.integers() | st.text(alphabet='ab[]{}",\\ \n'),
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text('[]{}"\\k'), inner,
+                                                                                  max_size=3), max_leaves=20)
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=_JSON, block=st.sampled_from([1, 2, 3, 2**18]))
+def test_json_shape_matches_the_parsed_depth_and_item_count(value: Any, block: int):
+    import securedd.artifacts.strict_json as strict
+
+    text = json.dumps(value, ensure_ascii=False)
+    old, strict._BLOCK = strict._BLOCK, block  # blocks as small as one byte: the carry between blocks is exact
+    try:
+        depth, items = strict.json_shape(text)
+    finally:
+        strict._BLOCK = old
+    assert depth == _depth(value)
+    assert items == json.dumps(value, separators=("|", ":"), ensure_ascii=False).count("|") - text.count("|")
+
+
+def test_a_header_of_many_tiny_items_is_refused_before_parsing(artifact: Path):
+    _, _, body = _split(artifact.read_bytes())
+    header = b'{"__metadata__":{"securedd":"{}"},"x":[' + b"1," * 200_000 + b"1]}"
+    artifact.write_bytes(_join(header, body))
+    _refused(artifact, "header: the JSON holds 200002 items \\(at most 100000 allowed\\)")
+
+
 # --- resource limits --------------------------------------------------------------------------
 
 def test_the_size_cap_is_checked_before_reading(artifact: Path, monkeypatch: pytest.MonkeyPatch):

@@ -36,7 +36,8 @@ __all__ = ["DEFAULT_MAX_BYTES", "DTYPES", "MAX_BYTES_ENV", "MAX_HEADER_BYTES", "
            "TensorEntry", "max_artifact_bytes", "read_layout", "read_tensors"]
 
 METADATA_KEY = "securedd"
-MAX_HEADER_BYTES = 16 * 2**20
+MAX_HEADER_BYTES = 8 * 2**20
+MAX_HEADER_ITEMS = 100_000  # commas in the header outside its strings: a few per tensor
 DEFAULT_MAX_BYTES = 2**30
 MAX_BYTES_ENV = "SECUREDD_MAX_ARTIFACT_BYTES"
 CHUNK = 4 * 2**20
@@ -196,7 +197,7 @@ def read_layout(source: Source, max_bytes: int) -> Layout:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise ArtifactError(f"{where}: the header is not UTF-8 text: the file is corrupted") from None
-    header = loads_strict(text.rstrip(" "), what=f"{where}: header")
+    header = loads_strict(text.rstrip(" "), what=f"{where}: header", max_items=MAX_HEADER_ITEMS)
     if not isinstance(header, dict):
         raise ArtifactError(f"{where}: the header is not a JSON object: the file is corrupted")
     meta = header.pop("__metadata__", None)

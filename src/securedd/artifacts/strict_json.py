@@ -3,7 +3,7 @@
 :func:`json.loads` recurses once per nesting level, so a few kilobytes of ``[[[[...``
 raise :class:`RecursionError`; and it keeps the last of two equal keys silently, so a
 prepended duplicate key changes nothing a reader can see. :func:`loads_strict` measures the
-nesting before parsing (strings do not count) and refuses both with a
+nesting and the item count before parsing (strings do not count) and refuses both with a
 :class:`~securedd.errors.SecureddError` that names what was read.
 
 Example:
@@ -18,32 +18,51 @@ Example:
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import numpy as np
 
 from securedd.errors import ArtifactError, SecureddError
 
-__all__ = ["MAX_DEPTH", "loads_strict", "nesting_depth"]
+__all__ = ["MAX_DEPTH", "MAX_ITEMS", "json_shape", "loads_strict", "nesting_depth"]
 
 MAX_DEPTH = 64
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+MAX_ITEMS = 1_000_000
+_BLOCK = 2**18
+_QUOTE, _BACKSLASH, _COMMA = ord('"'), ord("\\"), ord(",")
+_OPEN, _CLOSE = (ord("["), ord("{")), (ord("]"), ord("}"))
 
 
 class _DuplicateKeyError(ValueError):
     pass
 
 
-def nesting_depth(text: str) -> int:
-    """The deepest ``[``/``{`` nesting of ``text``, not counting brackets inside strings."""
-    brackets = _NOT_BRACKET.sub("", _STRING.sub('""', text)).encode("ascii")
-    if not brackets:
-        return 0
-    codes = np.frombuffer(brackets, dtype=np.uint8)
-    steps = np.where((codes == ord("[")) | (codes == ord("{")), 1, -1)
-    return int(np.cumsum(steps).max())
+def json_shape(text: str | bytes) -> tuple[int, int]:
+    """``(depth, items)`` of JSON text: the deepest ``[``/``{`` nesting and the number of
+    commas, both outside strings; vectorised, in bounded blocks, without parsing."""
+    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    deepest = level = items = 0
+    in_string, last_plain = 0, -1  # quote parity, and the last byte before this block that is not a backslash
+    for lo in range(0, len(raw), _BLOCK):
+        codes = np.frombuffer(raw, dtype=np.uint8, count=min(_BLOCK, len(raw) - lo), offset=lo)
+        index = np.arange(lo, lo + len(codes), dtype=np.int64)
+        plain = np.maximum.accumulate(np.concatenate(([last_plain], np.where(codes == _BACKSLASH, -1, index))))
+        escaped = (index - 1 - plain[:-1]) % 2 == 1  # after an odd run of backslashes
+        quotes = (codes == _QUOTE) & ~escaped
+        outside = (np.cumsum(quotes, dtype=np.int64) + in_string) % 2 == 0
+        opens = np.isin(codes, _OPEN) & outside
+        closes = np.isin(codes, _CLOSE) & outside
+        levels = level + np.cumsum(opens.astype(np.int64) - closes.astype(np.int64))
+        deepest, level = max(deepest, int(levels.max())), int(levels[-1])
+        items += int(np.count_nonzero((codes == _COMMA) & outside))
+        in_string = int(not outside[-1])
+        last_plain = int(plain[-1])
+    return deepest, items
+
+
+def nesting_depth(text: str | bytes) -> int:
+    """The deepest ``[``/``{`` nesting of JSON text, not counting brackets inside strings."""
+    return json_shape(text)[0]
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -55,7 +74,7 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def loads_strict(text: str, *, what: str, max_depth: int = MAX_DEPTH,
+def loads_strict(text: str, *, what: str, max_depth: int = MAX_DEPTH, max_items: int = MAX_ITEMS,
                  error: type[SecureddError] = ArtifactError) -> Any:
     """Parse ``text`` as JSON, refusing deep nesting and repeated keys.
 
@@ -63,15 +82,19 @@ def loads_strict(text: str, *, what: str, max_depth: int = MAX_DEPTH,
         text: the JSON text.
         what: names the source in error messages (a file, or a file and a field).
         max_depth: the deepest ``[``/``{`` nesting allowed.
+        max_items: the most commas (outside strings) allowed, bounding the objects parsing
+            would build.
         error: the exception class raised (default :class:`ArtifactError`).
 
     Raises:
-        SecureddError: (``error``) invalid JSON, nesting deeper than ``max_depth``, or a key
-            repeated within one object.
+        SecureddError: (``error``) invalid JSON, nesting deeper than ``max_depth``, more
+            than ``max_items`` items, or a key repeated within one object.
     """
-    depth = nesting_depth(text)
+    depth, items = json_shape(text)
     if depth > max_depth:
         raise error(f"{what}: the JSON is nested {depth} levels deep (at most {max_depth} allowed); refusing it")
+    if items > max_items:
+        raise error(f"{what}: the JSON holds {items + 1} items (at most {max_items} allowed); refusing it")
     try:
         return json.loads(text, object_pairs_hook=_no_duplicates)
     except _DuplicateKeyError as exc:
