@@ -5,8 +5,14 @@ Tensors: ``images`` (N, C, H, W) normalised with the stored dataset spec, ``labe
 ``lrs`` (learned learning rates) and method-specific tensors. The safetensors metadata
 holds one key, ``securedd``, whose value is a JSON document: schema version, method and
 config, dataset spec, IPC, seed, versions, privacy ledger and a SHA-256 over the
-metadata and every tensor. Files are written atomically (:mod:`securedd.store`) and their
-header must be in canonical form, so any change to any byte is refused on load.
+metadata and every tensor. Files are written atomically (:mod:`securedd.store`).
+
+Loading accepts exactly the bytes the writer emits for some content (:mod:`.layout`):
+a changed byte, whitespace, duplicate or reordered keys, other header padding or tensor
+order are refused. Every metadata field is checked by type and range before it is used
+(:mod:`.fields`), the file size and header are bounded before they are read, and tensors
+stream through the SHA-256. The hash proves the file is whole, not who wrote it; a
+signature (:mod:`securedd.secure.signing`) says that.
 
 Example:
     >>> import tempfile, torch
