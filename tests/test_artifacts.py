@@ -86,7 +86,7 @@ def test_consistent_rewrite_with_changed_metadata_is_refused(tmp_path: Path):
     data = path.read_bytes()
     (n,) = struct.unpack("<Q", data[:8])
     meta = json.loads(json.loads(data[8 : 8 + n])["__metadata__"]["securedd"])
-    meta["ipc"] = 50
+    meta["seed"] = 7  # a valid value, so only the hash can tell
     forged = save(load(data), metadata={"securedd": json.dumps(meta, sort_keys=True, separators=(",", ":"))})
     path.write_bytes(forged)
     with pytest.raises(ArtifactError, match="SHA-256 mismatch"):

@@ -39,7 +39,8 @@ def test_distill_is_byte_deterministic_and_show_writes_a_grid(tmp_path: Path, ca
         assert code == 0 and "resolved config" in out and f"wrote {path}" in out
     assert a.read_bytes() == b.read_bytes()
     code, out, _ = run(capsys, "show", str(a))
-    assert code == 0 and (tmp_path / "a.png").stat().st_size > 1000 and "kcenter" in out and "verified" in out
+    assert code == 0 and (tmp_path / "a.png").stat().st_size > 1000 and "kcenter" in out
+    assert "integrity ok, not signed" in out and "verified" not in out  # a hash alone proves no sender
 
 
 def test_evaluate_prints_table_and_writes_json(tmp_path: Path, capsys):
@@ -231,3 +232,48 @@ def test_federate_distribution_matching_with_a_client_defence_on_flower(tmp_path
     art = load_artifact(out)
     assert art.method == "sfdd-dm" and art.metadata["privacy"] == {"mechanism": "ldpo-rld", "rounds": 1}
     assert art.metadata["info"]["federated"]["defence"]["k"] == 3
+
+
+def _random_artifact(tmp_path: Path, capsys) -> Path:
+    art = tmp_path / "r.safetensors"
+    assert run(capsys, "distill", "--method", "random", "--ipc", "1", "--out", str(art), "--quiet")[0] == 0
+    return art
+
+
+def test_show_says_signed_and_verified_only_after_checking_the_signature(tmp_path: Path, capsys):
+    from securedd.secure.signing import fingerprint, load_public_key
+
+    art = _random_artifact(tmp_path, capsys)
+    sender = tmp_path / "sender"
+    assert run(capsys, "keygen", "--out", str(sender))[0] == 0
+    assert run(capsys, "sign", str(art), "--private", f"{sender}.pem")[0] == 0
+    code, out, _ = run(capsys, "show", str(art), "--public", f"{sender}.pub.pem")
+    signer = fingerprint(load_public_key(f"{sender}.pub.pem"))
+    assert code == 0 and f"signed by {signer}, verified" in out
+    code, out, _ = run(capsys, "show", str(art))  # a .sig beside it, but no key to check it with
+    assert code == 0 and "integrity ok, signature not checked" in out and "verified" not in out
+    code, _, err = run(capsys, "show", str(art), "--require-signature")
+    assert code == 2 and "--require-signature" in err and "--public PEM" in err
+
+
+@pytest.mark.parametrize("command", ["evaluate", "train"])
+def test_train_and_evaluate_warn_without_a_signature_and_require_signature_refuses(tmp_path: Path, capsys, command):
+    art = _random_artifact(tmp_path, capsys)
+    extra = ["--key", str(tmp_path / "none.key")] if command == "train" else ["--models", "mlp", "--runs", "1",
+                                                                               "--epochs", "1", "--no-dsa"]
+    code, _, err = run(capsys, command, str(art), *extra, "--require-signature", "--quiet")
+    assert code == 2 and f"securedd {command}: error: {art}: --require-signature is set but no signature" in err
+    assert "Traceback" not in err
+    code, _, err = run(capsys, command, str(art), *extra, "--quiet")
+    assert f"securedd {command}: warning: {art}: no signature checked (integrity ok, not signed)" in err
+    assert code == (0 if command == "evaluate" else 2)  # train then needs its key
+
+
+def test_evaluate_with_a_checked_signature_does_not_warn(tmp_path: Path, capsys):
+    art = _random_artifact(tmp_path, capsys)
+    sender = tmp_path / "sender"
+    run(capsys, "keygen", "--out", str(sender))
+    run(capsys, "sign", str(art), "--private", f"{sender}.pem")
+    code, out, err = run(capsys, "evaluate", str(art), "--models", "mlp", "--runs", "1", "--epochs", "1", "--no-dsa",
+                         "--public", f"{sender}.pub.pem", "--require-signature", "--quiet")
+    assert code == 0 and ", verified" in out and "warning" not in err

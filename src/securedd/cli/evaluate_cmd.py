@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 from securedd.api import evaluate
-from securedd.artifacts import load_artifact
 from securedd.cli.common import add_data_flags, echo, examples
+from securedd.cli.trust import add_signature_flags, load_checked
 from securedd.store import atomic_write_bytes
 
 
@@ -21,6 +21,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             "securedd evaluate digits.safetensors --runs 3",
             "securedd evaluate x.safetensors --models convnet,resnet18 --runs 5 --data-root ~/data",
             "securedd evaluate digits.safetensors --no-dsa --epochs 300 --json eval.json",
+            "securedd evaluate x.safetensors --public sender.pub.pem --require-signature",
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -33,15 +34,17 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="CutMix probability per batch (default: what the artifact asks for; IDC 0.5, others 0)")
     p.add_argument("--seed", type=int, default=0, help="seed of the evaluation models")
     p.add_argument("--json", metavar="FILE", help="also write the full report as JSON")
+    add_signature_flags(p)
     add_data_flags(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    art = load_artifact(args.artifact)
+    checked = load_checked(args)
+    art = checked.artifact
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())
     echo(f"{args.artifact}: {art.method}, {art.spec.name}, {art.images.shape[0]} images "
-         f"({art.ipc_accounting()['summary']}), sha256 {art.sha256[:16]}...")
+         f"({art.ipc_accounting()['summary']}), sha256 {art.sha256[:16]}..., {checked.status}")
     report = evaluate(art, models=models, runs=args.runs, epochs=args.epochs, dsa=args.dsa, cutmix=args.cutmix,
                       data_root=args.data_root, device=args.device or "cpu", seed=args.seed, progress=not args.quiet,
                       skip_bad_images=args.skip_bad_images)

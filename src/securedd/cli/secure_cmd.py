@@ -12,8 +12,9 @@ from securedd.api import evaluate
 from securedd.artifacts import load_artifact
 from securedd.attacks.key_search import trained_network
 from securedd.cli.common import add_data_flags, echo, examples
+from securedd.cli.trust import add_signature_flags, load_checked
 from securedd.secure.keys import load_key
-from securedd.secure.signing import generate_signing_keys, sign_artifact, signature_path, verify_artifact
+from securedd.secure.signing import generate_signing_keys, sign_artifact, signature_path
 from securedd.store import atomic_write_bytes
 
 
@@ -47,16 +48,19 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                        formatter_class=fmt,
                        description="Rebuilds the target network from the key, applies the artifact's learned GD "
                                    "steps to it and reports its test accuracy. With --public, the artifact's "
-                                   "signature is checked first and a file that fails is refused.",
+                                   "signature is checked first, a file that fails is refused, and the bytes "
+                                   "checked are the bytes used; without it a warning says no signature was "
+                                   "checked (--require-signature makes that an error).",
                        epilog=examples(
                            "securedd train secret.safetensors --key target.key",
                            "securedd train secret.safetensors --key target.key --public sender.pub.pem "
                            "--save model.safetensors",
+                           "securedd train secret.safetensors --key target.key --public sender.pub.pem "
+                           "--require-signature",
                        ))
     p.add_argument("artifact")
     p.add_argument("--key", required=True, metavar="FILE", help="the SecDD key file (architecture and seed)")
-    p.add_argument("--public", metavar="PEM", help="verify the artifact's signature with this public key first")
-    p.add_argument("--signature", metavar="FILE", help="signature file (default: ARTIFACT.sig)")
+    add_signature_flags(p)
     p.add_argument("--json", metavar="FILE", help="also write the report as JSON")
     p.add_argument("--save", metavar="FILE", help="also write the trained network's weights (.safetensors, "
                                                     "loadable with safetensors.torch.load_file)")
@@ -88,20 +92,18 @@ def run_sign(args: argparse.Namespace) -> int:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    signer = verify_artifact(args.artifact, args.public, args.signature)
-    art = load_artifact(args.artifact)
-    echo(f"{args.artifact}: signature ok (signer {signer}), {Path(args.artifact).stat().st_size} bytes, "
-         f"sha256 {art.sha256[:16]}...")
+    checked = load_checked(args)
+    echo(f"{args.artifact}: signature ok ({checked.status}), {checked.size} bytes, "
+         f"sha256 {checked.artifact.sha256[:16]}...")
     return 0
 
 
 def run_train(args: argparse.Namespace) -> int:
-    if args.public:
-        signer = verify_artifact(args.artifact, args.public, args.signature)
-        echo(f"signature ok (signer {signer})")
-    art = load_artifact(args.artifact)
+    checked = load_checked(args)
+    if checked.signer is not None:
+        echo(f"signature ok: {checked.status}")
+    art, size = checked.artifact, checked.size
     key = load_key(args.key)
-    size = Path(args.artifact).stat().st_size
     sig = signature_path(args.artifact) if args.signature is None else Path(args.signature)
     sent = size + (sig.stat().st_size if sig.is_file() else 0)
     report = evaluate(art, key=key, data_root=args.data_root, device=args.device or "cpu", progress=not args.quiet,

@@ -5,8 +5,14 @@ Tensors: ``images`` (N, C, H, W) normalised with the stored dataset spec, ``labe
 ``lrs`` (learned learning rates) and method-specific tensors. The safetensors metadata
 holds one key, ``securedd``, whose value is a JSON document: schema version, method and
 config, dataset spec, IPC, seed, versions, privacy ledger and a SHA-256 over the
-metadata and every tensor. Files are written atomically (:mod:`securedd.store`) and their
-header must be in canonical form, so any change to any byte is refused on load.
+metadata and every tensor. Files are written atomically (:mod:`securedd.store`).
+
+Loading accepts exactly the bytes the writer emits for some content (:mod:`.layout`):
+a changed byte, whitespace, duplicate or reordered keys, other header padding or tensor
+order are refused. Every metadata field is checked by type and range before it is used
+(:mod:`.fields`), the file size and header are bounded before they are read, and tensors
+stream through the SHA-256. The hash proves the file is whole, not who wrote it; a
+signature (:mod:`securedd.secure.signing`) says that.
 
 Example:
     >>> import tempfile, torch
@@ -23,26 +29,36 @@ from __future__ import annotations
 
 import hashlib
 import json
-import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from securedd.artifacts.fields import SCHEMA_VERSION, check_layout, check_metadata, check_values
+from securedd.artifacts.layout import (
+    DEFAULT_MAX_BYTES,
+    MAX_BYTES_ENV,
+    METADATA_KEY,
+    ST_DTYPE,
+    BytesSource,
+    FileSource,
+    max_artifact_bytes,
+    open_source,
+    read_layout,
+    read_tensors,
+)
+from securedd.artifacts.strict_json import loads_strict
 from securedd.data.spec import DatasetSpec
 from securedd.errors import ArtifactError
 from securedd.store import atomic_write_bytes
 from securedd.version import __version__
 
-__all__ = ["PAYLOADS", "SCHEMA_VERSION", "Artifact", "load_artifact", "save_artifact"]
+__all__ = ["DEFAULT_MAX_BYTES", "MAX_BYTES_ENV", "PAYLOADS", "SCHEMA_VERSION", "Artifact", "load_artifact",
+           "load_artifact_bytes", "max_artifact_bytes", "save_artifact"]
 
-SCHEMA_VERSION = 1
-METADATA_KEY = "securedd"
 PAYLOADS = {"float32": torch.float32, "float16": torch.float16}
-_REQUIRED = ("schema", "method", "dataset", "ipc", "seed", "sha256", "label_kind", "versions")
 
 
 @dataclass(frozen=True)
@@ -114,12 +130,17 @@ def compute_sha256(tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -
     """SHA-256 over canonical metadata JSON (without ``sha256``) and every tensor's name, dtype, shape and bytes."""
     digest = hashlib.sha256()
     meta = {k: v for k, v in metadata.items() if k != "sha256"}
-    digest.update(json.dumps(meta, sort_keys=True, separators=(",", ":")).encode())
+    digest.update(_meta_json(meta).encode())
     for name in sorted(tensors):
         t = tensors[name]
         digest.update(f"\n{name}|{t.dtype}|{tuple(t.shape)}|".encode())
         digest.update(_tensor_bytes(t))
     return digest.hexdigest()
+
+
+def _meta_json(meta: dict[str, Any]) -> str:
+    """The metadata as securedd writes it: sorted keys, compact separators."""
+    return json.dumps(meta, sort_keys=True, separators=(",", ":"))
 
 
 def _versions() -> dict[str, str]:
@@ -199,7 +220,9 @@ def save_artifact(
     if evaluation is not None:
         metadata["evaluation"] = evaluation
     metadata["sha256"] = compute_sha256(tensors, metadata)
-    blob = st_save(tensors, metadata={METADATA_KEY: json.dumps(metadata, sort_keys=True, separators=(",", ":"))})
+    _check_all(tensors, metadata, str(path))
+    blob = st_save(tensors, metadata={METADATA_KEY: _meta_json(metadata)})
+    read_layout(BytesSource(blob, str(path)), len(blob))  # the writer's bytes are canonical, or nothing is written
     path = Path(path)
     atomic_write_bytes(path, blob)
     return _from_tensors(tensors, metadata, path)
@@ -218,6 +241,16 @@ def _check_tensors(images: torch.Tensor, labels: torch.Tensor, spec: DatasetSpec
         raise ArtifactError(f"{path}: hard labels must be (N,) integers in [0, {spec.num_classes})")
 
 
+def _check_all(tensors: dict[str, torch.Tensor], metadata: dict[str, Any], where: str) -> DatasetSpec:
+    """The loader's checks on what is about to be written, so securedd never writes what it would refuse."""
+    spec = check_metadata(metadata, where)
+    if any(t.dtype not in ST_DTYPE for t in tensors.values()):
+        raise ArtifactError(f"{where}: tensor dtypes must be among {', '.join(map(str, ST_DTYPE))}")
+    check_layout(metadata, spec, {k: (ST_DTYPE[t.dtype], tuple(t.shape)) for k, t in tensors.items()}, where)
+    check_values(tensors, spec, where)
+    return spec
+
+
 def _from_tensors(tensors: dict[str, torch.Tensor], metadata: dict[str, Any], path: Path | None) -> Artifact:
     extras = {k: v for k, v in tensors.items() if k not in ("images", "labels", "lrs")}
     labels = tensors["labels"]
@@ -225,68 +258,55 @@ def _from_tensors(tensors: dict[str, torch.Tensor], metadata: dict[str, Any], pa
     return Artifact(tensors["images"].float(), labels, metadata, tensors.get("lrs"), extras, path)
 
 
-def _read_header(data: bytes, path: Path) -> dict[str, Any]:
-    if len(data) < 8:
-        raise ArtifactError(f"{path}: the file is truncated ({len(data)} bytes); it is not a safetensors artifact")
-    (size,) = struct.unpack("<Q", data[:8])
-    if size > len(data) - 8:
-        raise ArtifactError(f"{path}: the header length ({size} bytes) runs past the end of the file: truncated or corrupted")
-    raw = data[8 : 8 + size]
-    try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ArtifactError(f"{path}: the header is not valid JSON ({exc}): the file is corrupted") from None
-    canonical = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
-    if raw.rstrip(b" ") != canonical or len(raw) - len(canonical) >= 8:
-        raise ArtifactError(f"{path}: the header is not in canonical form: the file was altered after it was written")
-    if not isinstance(header, dict):
-        raise ArtifactError(f"{path}: the header is not a JSON object: the file is corrupted")
-    return header
-
-
-def load_artifact(path: str | Path) -> Artifact:
-    """Read and verify an artifact.
-
-    Raises:
-        ArtifactError: the file is missing, truncated, corrupted, altered (hash or header
-            mismatch), of an unknown schema, or its tensors do not fit its metadata. The
-            message names the file and what failed.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ArtifactError(f"{path}: no such artifact file")
-    data = path.read_bytes()
-    header = _read_header(data, path)
-    try:
-        tensors = st_load(data)
-    except Exception as exc:  # safetensors raises its own error types
-        raise ArtifactError(f"{path}: the tensor data are unreadable ({exc}): truncated or corrupted") from None
-    meta_text = (header.get("__metadata__") or {}).get(METADATA_KEY)
-    if meta_text is None:
-        raise ArtifactError(f"{path}: no securedd metadata: this safetensors file is not a securedd artifact")
-    try:
-        metadata = json.loads(meta_text)
-    except json.JSONDecodeError as exc:
-        raise ArtifactError(f"{path}: the securedd metadata is not valid JSON ({exc})") from None
-    missing = [k for k in _REQUIRED if k not in metadata]
-    if missing:
-        raise ArtifactError(f"{path}: the metadata lacks {', '.join(missing)}: not a complete securedd artifact")
-    if metadata["schema"] != SCHEMA_VERSION:
-        raise ArtifactError(
-            f"{path}: schema version {metadata['schema']} is not supported (this securedd reads {SCHEMA_VERSION}); "
-            "upgrade securedd or re-create the artifact"
-        )
-    if "images" not in tensors or "labels" not in tensors:
-        raise ArtifactError(f"{path}: the file lacks the 'images' or 'labels' tensor")
-    actual = compute_sha256(tensors, metadata)
+def _load(source: FileSource | BytesSource, max_bytes: int | None) -> Artifact:
+    where = source.where
+    layout = read_layout(source, max_artifact_bytes(max_bytes))
+    metadata = loads_strict(layout.meta_text, what=f"{where}: securedd metadata")
+    if not isinstance(metadata, dict) or _meta_json(metadata) != layout.meta_text:
+        raise ArtifactError(f"{where}: the securedd metadata is not in canonical form (its whitespace, key order or "
+                            "number format differ from what securedd writes): the file was altered after it was "
+                            "written")
+    spec = check_metadata(metadata, where)
+    check_layout(metadata, spec, {e.name: (e.dtype, e.shape) for e in layout.entries}, where)
+    digest = hashlib.sha256(_meta_json({k: v for k, v in metadata.items() if k != "sha256"}).encode())
+    tensors = read_tensors(source, layout, digest)
+    actual = digest.hexdigest()
     if actual != metadata["sha256"]:
         raise ArtifactError(
-            f"{path}: SHA-256 mismatch (recorded {str(metadata['sha256'])[:16]}..., computed {actual[:16]}...): "
+            f"{where}: SHA-256 mismatch (recorded {str(metadata['sha256'])[:16]}..., computed {actual[:16]}...): "
             "the tensors or metadata were changed after the artifact was written"
         )
-    try:
-        spec = DatasetSpec.from_dict(metadata["dataset"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ArtifactError(f"{path}: the dataset spec in the metadata is invalid ({exc})") from None
-    _check_tensors(tensors["images"], tensors["labels"], spec, path)
-    return _from_tensors(tensors, metadata, path)
+    check_values(tensors, spec, where)
+    return _from_tensors(tensors, metadata, None)
+
+
+def load_artifact(path: str | Path, *, max_bytes: int | None = None) -> Artifact:
+    """Read and verify an artifact.
+
+    Only the bytes :func:`save_artifact` writes for some content load: the size is checked
+    before anything is read, then the header (bounded, canonical), then every metadata
+    field, then the tensors, streamed through the SHA-256.
+
+    Args:
+        path: the ``.safetensors`` file.
+        max_bytes: the largest file read (default ``$SECUREDD_MAX_ARTIFACT_BYTES``, else 1 GiB).
+
+    Raises:
+        ArtifactError: the file is missing, too large, truncated, corrupted, altered (hash,
+            header or metadata not canonical), of an unknown schema, has a metadata field of
+            the wrong type or range, or tensors that do not fit its metadata. The message
+            names the file and what failed.
+    """
+    path = Path(path)
+    with open_source(path) as fh:
+        art = _load(FileSource(fh, str(path)), max_bytes)
+    return replace(art, path=path)
+
+
+def load_artifact_bytes(data: bytes, *, source: str | Path | None = None, max_bytes: int | None = None) -> Artifact:
+    """:func:`load_artifact` on bytes already read, e.g. the exact bytes a signature was checked on.
+
+    ``source`` names the file in messages and becomes :attr:`Artifact.path`.
+    """
+    art = _load(BytesSource(data, str(source) if source is not None else "<artifact bytes>"), max_bytes)
+    return replace(art, path=Path(source) if source is not None else None)
