@@ -8,6 +8,7 @@ from pathlib import Path
 
 from securedd.api import distill
 from securedd.cli.common import add_run_flags, default_out, echo, examples, print_config, resolve_config
+from securedd.store import check_output
 from securedd.visualize import save_grid
 
 
@@ -45,6 +46,10 @@ def run(args: argparse.Namespace) -> int:
     cfg, preset = resolve_config(args)
     print_config(cfg, args.quiet, preset)
     out = Path(args.out) if args.out else default_out(cfg)
+    check_output(out, what="--out")
+    check_output(Path(str(out) + ".ckpt"), what="the checkpoint")
+    if args.grid:
+        check_output(out.with_suffix(".png"), what="--grid")
     start = time.perf_counter()
     art = distill(cfg, out=out, progress=not args.quiet, resume=args.resume,
                   payload="float16" if args.half else "float32")

@@ -9,7 +9,7 @@ from pathlib import Path
 from securedd.api import evaluate
 from securedd.artifacts import load_artifact
 from securedd.cli.common import add_data_flags, echo, examples
-from securedd.store import atomic_write_bytes
+from securedd.store import atomic_write_bytes, check_output
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -38,6 +38,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.json:
+        check_output(args.json, what="--json")
     art = load_artifact(args.artifact)
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())
     echo(f"{args.artifact}: {art.method}, {art.spec.name}, {art.images.shape[0]} images "
