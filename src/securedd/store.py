@@ -25,16 +25,20 @@ import contextlib
 import errno
 import hashlib
 import json
+import logging
 import os
 import secrets
 import shutil
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from securedd.errors import ArtifactError, ConfigError
 
-__all__ = ["HashedStore", "atomic_write_bytes", "check_output", "describe_os_error", "sha256_hex"]
+__all__ = ["HashedStore", "atomic_write_bytes", "check_output", "describe_os_error", "sha256_hex", "warn_if_exposed"]
+
+log = logging.getLogger(__name__)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes, *, private: bool = False) -> None:
@@ -158,6 +162,17 @@ def describe_os_error(exc: OSError) -> str:
     }.get(exc.errno if exc.errno is not None else -1, "")
     text = f"{where}: {reason}" if where else reason
     return f"{text} ({hint})" if hint else text
+
+
+def warn_if_exposed(path: Path, what: str) -> None:
+    """Log a warning when users other than the owner may read or write the secret file ``path``."""
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return
+    if os.name == "posix" and mode & 0o077:
+        log.warning("%s %s is readable or writable by others (mode %o): anyone who reads it can use it; "
+                    "make it owner-only with `chmod 600 %s`", what, path, mode, path)
 
 
 def sha256_hex(data: bytes) -> str:
