@@ -233,6 +233,7 @@ def _rewrite(ckpt: Path, **changes) -> None:
     (lambda p: _rewrite(p, iteration=99), "iteration 99 is not between 0 and 4"),
     (lambda p: _rewrite(p, history=[1.0]), "loss history does not match"),
     (lambda p: _rewrite(p, tensors={"images": torch.zeros(3)}), "does not fit this run"),
+    (lambda p: _rewrite(p, tensors={"images": torch.zeros(1, 1, 8, 8)}), "images has shape (1, 1, 8, 8), the run's"),
     (lambda p: _rewrite(p, generators="x"), "tensors are missing"),
 ])
 def test_a_damaged_checkpoint_is_a_clean_error_that_says_how_to_recover(damage, words, digits_train, tmp_path):

@@ -254,6 +254,10 @@ def run_method(
     first = 0
     if state is not None and ckpt_path is not None:
         try:
+            for name, tensor in syn.tensors().items():  # copy_ would broadcast a smaller tensor without a word
+                if tuple(state["tensors"][name].shape) != tuple(tensor.shape):
+                    raise ValueError(f"{name} has shape {tuple(state['tensors'][name].shape)}, the run's "
+                                     f"{tuple(tensor.shape)}")
             syn.load_tensors(state["tensors"])
             if opt is not None and state["optimizer"] is not None:
                 opt.load_state_dict(state["optimizer"])
