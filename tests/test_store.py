@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import shutil
+import stat
 from pathlib import Path
 
 import pytest
 
-from securedd.errors import ArtifactError
-from securedd.store import HashedStore, atomic_write_bytes, sha256_hex
+from securedd import store
+from securedd.errors import ArtifactError, ConfigError
+from securedd.store import HashedStore, atomic_write_bytes, check_output, describe_os_error, sha256_hex
 
 
 def _store(folder: Path) -> HashedStore:
@@ -78,3 +83,111 @@ def test_atomic_write_replaces_whole_files(tmp_path: Path):
     atomic_write_bytes(path, b"one")
     atomic_write_bytes(path, b"two")
     assert path.read_bytes() == b"two" and [p.name for p in path.parent.iterdir()] == ["f.txt"]
+
+
+def _no_temporaries(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
+
+
+@pytest.mark.parametrize("failing", ["fsync", "replace", "write"])
+def test_a_failing_write_leaves_the_old_file_and_no_temporary(tmp_path: Path, monkeypatch, failing):
+    path = tmp_path / "f.bin"
+    atomic_write_bytes(path, b"old")
+
+    def boom(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    if failing == "write":  # the disk fills up half-way: the file object's write fails
+        real_fdopen = os.fdopen
+
+        class Full:
+            def __init__(self, fd, mode):
+                self.fh = real_fdopen(fd, mode)
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                self.fh.close()
+
+            write = boom
+
+        monkeypatch.setattr(os, "fdopen", Full)
+    else:
+        monkeypatch.setattr(os, failing, boom)
+    with pytest.raises(OSError, match="No space left"):
+        atomic_write_bytes(path, b"new")
+    monkeypatch.undo()
+    assert path.read_bytes() == b"old" and _no_temporaries(tmp_path) == [] and len(list(tmp_path.iterdir())) == 1
+
+
+def test_a_ctrl_c_during_the_write_leaves_no_temporary(tmp_path: Path, monkeypatch):
+    def interrupt(fd):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "fsync", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write_bytes(tmp_path / "f.bin", b"data")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_temporary_is_created_exclusively_and_never_through_a_planted_link(tmp_path: Path, monkeypatch):
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"precious")
+    names = iter(["planted", "fresh"])
+    monkeypatch.setattr(store.secrets, "token_hex", lambda n: next(names))
+    (tmp_path / ".f.bin.planted.tmp").symlink_to(victim)  # an attacker's guess of the temporary's name
+    atomic_write_bytes(tmp_path / "f.bin", b"mine")
+    assert victim.read_bytes() == b"precious" and (tmp_path / "f.bin").read_bytes() == b"mine"
+    assert not (tmp_path / ".f.bin.fresh.tmp").exists()
+
+
+def test_private_files_are_owner_only_from_their_first_byte(tmp_path: Path, monkeypatch):
+    modes = []
+    fsync = os.fsync
+
+    def spy(fd):
+        modes.append(stat.S_IMODE(os.fstat(fd).st_mode))
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    path = tmp_path / "secret.key"
+    path.write_bytes(b"old")
+    path.chmod(0o644)
+    atomic_write_bytes(path, b"secret", private=True)
+    assert modes[0] == 0o600 and stat.S_IMODE(path.stat().st_mode) == 0o600
+    atomic_write_bytes(tmp_path / "public.txt", b"hello")
+    assert stat.S_IMODE((tmp_path / "public.txt").stat().st_mode) & 0o044  # ordinary files keep the umask's mode
+
+
+def test_check_output_refuses_what_cannot_be_written_and_creates_nothing(tmp_path: Path, monkeypatch):
+    assert check_output(tmp_path / "a" / "b" / "out.bin") == tmp_path / "a" / "b" / "out.bin"
+    assert not (tmp_path / "a").exists()
+    with pytest.raises(ConfigError, match=r"--out .* is a folder: give a file name"):
+        check_output(tmp_path, what="--out")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match=r"file is a file, so no folder can be made there"):
+        check_output(tmp_path / "file" / "sub" / "out.bin", what="--json")
+    with pytest.raises(ConfigError, match=r"--out-dir .*file is a file, not a folder"):
+        check_output(tmp_path / "file", what="--out-dir", folder=True)
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(ConfigError, match="broken symbolic link"):
+        check_output(tmp_path / "dangling")
+    monkeypatch.setattr(store.os, "access", lambda path, mode: False)
+    with pytest.raises(ConfigError, match=r"the folder .* is not writable"):
+        check_output(tmp_path / "out.bin")
+
+
+def test_check_output_refuses_a_disk_without_the_space(tmp_path: Path, monkeypatch):
+    assert check_output(tmp_path / "out.bin", need_bytes=1000)
+    monkeypatch.setattr(store.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 500, 500))
+    with pytest.raises(ConfigError, match=r"about 1000 B will be written and .* has 500 B free"):
+        check_output(tmp_path / "out.bin", what="--out", need_bytes=1000)
+
+
+def test_os_errors_read_as_one_line_with_a_fix():
+    full = describe_os_error(OSError(errno.ENOSPC, "No space left on device", "/data/x.bin"))
+    assert full == "/data/x.bin: No space left on device (the disk is full: free some space or write to another disk)"
+    assert "permission denied" in describe_os_error(PermissionError(errno.EACCES, "Permission denied", "/x"))
+    assert "give a file name" in describe_os_error(IsADirectoryError(errno.EISDIR, "Is a directory", "/x"))
+    assert describe_os_error(OSError("odd")) == "odd"

@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from securedd.errors import MismatchError
 from securedd.evaluation.protocols import EvalHints
 from securedd.evaluation.train_eval import EvalReport
 from securedd.secure.keys import TargetKey
+from securedd.store import check_output
 
 __all__ = ["distill", "evaluate"]
 
@@ -63,6 +65,9 @@ def distill(
         real = load_dataset(config.data.name, "train", root=config.data.root, download=config.data.download,
                             skip_bad_images=config.data.skip_bad_images)
     checkpoint = Path(str(out) + ".ckpt") if out is not None else None
+    if out is not None and checkpoint is not None:  # before any work: a run must not die at its first save
+        check_output(out, what="the artifact", need_bytes=output_estimate(config, real))
+        check_output(checkpoint, what="the checkpoint")
     result = run_method(config, real, progress=progress, checkpoint=checkpoint, resume=resume)
     syn = result.synthetic
     kwargs: dict[str, Any] = dict(
@@ -81,6 +86,16 @@ def distill(
     if checkpoint is not None and checkpoint.exists():
         checkpoint.unlink()
     return art
+
+
+def output_estimate(config: RunConfig, real: RealData) -> int:
+    """A generous estimate of the bytes a distillation writes: the artifact and its checkpoint.
+
+    The images at float32 once in the artifact and up to three times in the checkpoint (the
+    set and two optimiser moments), plus 1 MiB for labels, learned rates and metadata.
+    """
+    pixels = real.spec.num_classes * config.method.ipc * math.prod(real.spec.shape)
+    return 4 * 4 * pixels + (1 << 20)
 
 
 SECRET = "(secret)"

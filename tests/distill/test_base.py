@@ -1,5 +1,6 @@
 """The shared loop: parameters, iteration, checkpoints and resume, with a small learned method."""
 
+import json
 import signal
 import threading
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ import torch
 from securedd.config import RunConfig, apply_overrides
 from securedd.distill import METHODS, Method, SyntheticSet, run_method
 from securedd.distill.synthetic import class_labels, init_images
-from securedd.errors import ConfigError, Diverged, Interrupted, MismatchError, UnknownNameError
+from securedd.errors import ArtifactError, ConfigError, Diverged, Interrupted, MismatchError, UnknownNameError
 
 
 @dataclass(frozen=True)
@@ -164,3 +165,80 @@ def test_a_diverging_run_stops_with_the_iteration_and_the_rates_to_lower(digits_
     assert str(ckpt) in str(caught.value)
     saved = torch.load(ckpt, map_location="cpu", weights_only=True)
     assert all(torch.isfinite(t).all() for t in saved["tensors"].values() if t.is_floating_point())
+
+
+def _checkpointed(digits_train, tmp_path: Path, *extra: str) -> Path:
+    """A checkpoint after 2 of 4 iterations of ``_cfg(*extra)``."""
+    ckpt = tmp_path / "run.ckpt"
+
+    class Stop(Exception):
+        pass
+
+    def stop(it, loss, syn):
+        if it == 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        run_method(_cfg("method.iterations=4", "method.checkpoint_every=2", *extra), digits_train, progress=False,
+                   checkpoint=ckpt, callbacks=(stop,))
+    return ckpt
+
+
+def test_the_checkpoint_records_its_runs_identity(digits_train, tmp_path: Path):
+    ckpt = _checkpointed(digits_train, tmp_path, "seed=3")
+    identity = json.loads(torch.load(ckpt, weights_only=True)["identity"])
+    config = identity["config"]
+    assert (config["method.name"], config["data.name"], config["method.ipc"], config["seed"], config["model"]) == \
+        (MeanMatch.name, "digits", 2, 3, "convnet")
+    assert config["method.params.lr"] == 0.5 and len(identity["config_sha256"]) == 64
+    assert "device" not in config and "method.checkpoint_every" not in config
+
+
+@pytest.mark.parametrize("change, words", [
+    ("seed=1", "seed was 0, now 1"),
+    ("method.ipc=3", "method.ipc was 2, now 3"),
+    ("model=mlp", 'model was "convnet", now "mlp"'),
+    ("method.lr=0.25", "method.params.lr was 0.5, now 0.25"),
+    ("method.iterations=5", "method.iterations was 4, now 5"),
+])
+def test_resume_with_another_config_names_the_field_that_differs(change, words, digits_train, tmp_path: Path):
+    ckpt = _checkpointed(digits_train, tmp_path)
+    with pytest.raises(MismatchError, match="belongs to another run") as caught:
+        run_method(_cfg("method.iterations=4", change), digits_train, progress=False, checkpoint=ckpt, resume=True)
+    assert words in str(caught.value) and "run without --resume" in str(caught.value)
+
+
+def test_settings_that_do_not_change_the_result_may_differ_on_resume(digits_train, tmp_path: Path):
+    full = run_method(_cfg("method.iterations=4"), digits_train, progress=False)
+    ckpt = _checkpointed(digits_train, tmp_path)
+    resumed = run_method(_cfg("method.iterations=4", "method.checkpoint_every=0", "data.root='elsewhere'"),
+                         digits_train, progress=False, checkpoint=ckpt, resume=True)
+    assert torch.equal(resumed.synthetic.images, full.synthetic.images) and resumed.history == full.history
+
+
+def _rewrite(ckpt: Path, **changes) -> None:
+    state = torch.load(ckpt, weights_only=True)
+    state.update(changes)
+    for key in [k for k, v in changes.items() if v is None]:
+        del state[key]
+    torch.save(state, ckpt)
+
+
+@pytest.mark.parametrize("damage, words", [
+    (lambda p: p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 2]), "truncated or corrupt"),
+    (lambda p: p.write_bytes(b""), "truncated or corrupt"),
+    (lambda p: p.write_bytes(b"\x00junk" * 100), "truncated or corrupt"),
+    (lambda p: torch.save([1, 2], p), "a list, not a checkpoint"),
+    (lambda p: _rewrite(p, identity=None), "records no run identity"),
+    (lambda p: _rewrite(p, iteration=99), "iteration 99 is not between 0 and 4"),
+    (lambda p: _rewrite(p, history=[1.0]), "loss history does not match"),
+    (lambda p: _rewrite(p, tensors={"images": torch.zeros(3)}), "does not fit this run"),
+    (lambda p: _rewrite(p, tensors={"images": torch.zeros(1, 1, 8, 8)}), "images has shape (1, 1, 8, 8), the run's"),
+    (lambda p: _rewrite(p, generators="x"), "tensors are missing"),
+])
+def test_a_damaged_checkpoint_is_a_clean_error_that_says_how_to_recover(damage, words, digits_train, tmp_path):
+    ckpt = _checkpointed(digits_train, tmp_path)
+    damage(ckpt)
+    with pytest.raises(ArtifactError, match="delete it, or run without --resume, to start afresh") as caught:
+        run_method(_cfg("method.iterations=4"), digits_train, progress=False, checkpoint=ckpt, resume=True)
+    assert words in str(caught.value) and str(ckpt) in str(caught.value)

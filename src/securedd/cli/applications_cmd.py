@@ -13,7 +13,7 @@ from securedd.config import RunConfig, apply_overrides
 from securedd.data import load_dataset
 from securedd.data.spec import RealData
 from securedd.evaluation.applications import ApplicationReport, adaptation_report, poisoning_report
-from securedd.store import atomic_write_bytes
+from securedd.store import atomic_write_bytes, check_output
 from securedd.training.pool import load_pool
 
 
@@ -104,7 +104,15 @@ def _finish(report: ApplicationReport, out: Path) -> int:
     return 0
 
 
+def _check_outputs(args: argparse.Namespace, task: str) -> None:
+    out = Path(args.out)
+    check_output(out, what="--out")
+    check_output(Path(str(out) + ".ckpt"), what="the checkpoint")
+    check_output(out.with_suffix(f".{task}.json"), what="the report")
+
+
 def run_adapt(args: argparse.Namespace) -> int:
+    _check_outputs(args, "adaptation")
     pool = load_pool(args.pool)
     cfg = _config(args, args.target, pool.model, args.ipc, args.steps, args.epochs, [])
     train = load_dataset(args.target, "train", root=args.data_root, download=args.download,
@@ -116,6 +124,7 @@ def run_adapt(args: argparse.Namespace) -> int:
 
 
 def run_poison(args: argparse.Namespace) -> int:
+    _check_outputs(args, "poisoning")
     pool = load_pool(args.pool)
     dataset = args.dataset or str(pool.manifest["dataset"])
     cfg = _config(args, dataset, pool.model, args.ipc, 1, 1, [f"method.relabel='{args.attack}'"])

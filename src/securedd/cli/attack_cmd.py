@@ -19,7 +19,7 @@ from securedd.attacks import ATTACKS, Attack
 from securedd.cli.attack_commands import COMMANDS, AttackCommand
 from securedd.cli.common import echo, examples
 from securedd.errors import ConfigError
-from securedd.store import atomic_write_bytes
+from securedd.store import atomic_write_bytes, check_output
 
 PREFIX = "attack."
 
@@ -64,6 +64,9 @@ def settings_text(cls: type[Attack[Any, Any]]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    for flag in ("json", "grid", "out"):  # the files an attack writes, checked before it runs
+        if getattr(args, flag, None):
+            check_output(getattr(args, flag), what=f"--{flag}")
     cls, command, params, config_overrides = resolve(args)
     target = command.target(args, config_overrides)
     result = cls(params).run(target, progress=not getattr(args, "quiet", False))

@@ -9,6 +9,7 @@ from securedd.attacks.robustness import DEFAULT_EPSILONS, NORMS
 from securedd.audit.suite import DEFAULT_MODELS, STAGES, AuditConfig
 from securedd.cli.common import add_data_flags, echo, examples
 from securedd.errors import ConfigError
+from securedd.store import check_output
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -68,6 +69,10 @@ def run(args: argparse.Namespace) -> int:
     from securedd.audit.report import write_report
     from securedd.audit.suite import run_audit
 
+    folder = Path(args.out_dir) if args.out_dir else Path(args.artifact).resolve().parent
+    check_output(folder, what="--out-dir" if args.out_dir else "the report folder", folder=True)
+    for name in ("audit.json", "audit.md", "audit.html"):
+        check_output(folder / name, what="the report")
     cfg = AuditConfig(stages=tuple(s.strip() for s in args.stages.split(",") if s.strip()),
                       models=tuple(m.strip() for m in args.models.split(",") if m.strip()), runs=args.runs,
                       epochs=args.epochs, dsa=not args.no_dsa, reference_epochs=args.reference_epochs,
@@ -76,7 +81,6 @@ def run(args: argparse.Namespace) -> int:
                       epsilons=_budgets(args.epsilons), seed=args.seed)
     audit = run_audit(args.artifact, cfg, data_root=args.data_root, progress=not args.quiet,
                       skip_bad_images=args.skip_bad_images)
-    folder = Path(args.out_dir) if args.out_dir else Path(args.artifact).resolve().parent
     files = write_report(audit, folder)
     echo("| aspect | metric | distilled | full-data reference |\n|---|---|---|---|")
     for row in audit.summary:

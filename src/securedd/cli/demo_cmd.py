@@ -6,6 +6,7 @@ import argparse
 
 from securedd.cli.common import add_data_flags, echo, examples
 from securedd.demo import best_method, run_demo
+from securedd.store import check_output
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -33,6 +34,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output(args.out_dir, what="--out-dir", folder=True)
     echo(f"demo: {args.dataset}, IPC {args.ipc}, best method '{best_method()}' vs 'random', {args.runs} models each")
     result = run_demo(dataset=args.dataset, ipc=args.ipc, runs=args.runs, epochs=args.epochs, dsa=args.dsa,
                       out_dir=args.out_dir, data_root=args.data_root, device=args.device or "cpu", seed=args.seed,

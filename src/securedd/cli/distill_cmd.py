@@ -8,6 +8,10 @@ from pathlib import Path
 
 from securedd.api import distill
 from securedd.cli.common import add_run_flags, default_out, echo, examples, print_config, resolve_config
+from securedd.config import RunConfig
+from securedd.errors import MismatchError
+from securedd.secure.keys import load_key
+from securedd.store import check_output
 from securedd.visualize import save_grid
 
 
@@ -43,8 +47,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace) -> int:
     cfg, preset = resolve_config(args)
+    check_key_model(args, cfg)
     print_config(cfg, args.quiet, preset)
     out = Path(args.out) if args.out else default_out(cfg)
+    check_output(out, what="--out")
+    check_output(Path(str(out) + ".ckpt"), what="the checkpoint")
+    if args.grid:
+        check_output(out.with_suffix(".png"), what="--grid")
     start = time.perf_counter()
     art = distill(cfg, out=out, progress=not args.quiet, resume=args.resume,
                   payload="float16" if args.half else "float32")
@@ -52,3 +61,24 @@ def run(args: argparse.Namespace) -> int:
     if args.grid:
         echo(f"wrote {save_grid(art, out.with_suffix('.png'))}")
     return 0
+
+
+def check_key_model(args: argparse.Namespace, cfg: RunConfig) -> None:
+    """Refuse ``--model`` (or ``model=``) naming another architecture than the existing SecDD key's.
+
+    The key file fixes the network a SecDD set trains; a model given beside it would
+    otherwise be ignored without a word.
+
+    Raises:
+        MismatchError: naming the key file, its architecture and the model asked for.
+    """
+    key_path = cfg.method.params.get("key") if cfg.method.name == "secdd" else None
+    explicit = args.model is not None or any(o.partition("=")[0].strip() == "model" for o in args.overrides or [])
+    if not explicit or not key_path or not Path(str(key_path)).is_file():
+        return
+    key = load_key(str(key_path))
+    if key.model != cfg.model:
+        raise MismatchError(f"--model {cfg.model} conflicts with the SecDD key {key_path}, which is for a "
+                            f"{key.model}: the key's architecture is the network the set trains. Drop --model, "
+                            f"give --model {key.model}, or name a new key file (method.key=NEW) to make a key "
+                            f"for {cfg.model}")

@@ -9,7 +9,7 @@ from pathlib import Path
 from securedd.api import evaluate
 from securedd.cli.common import add_data_flags, echo, examples
 from securedd.cli.trust import add_signature_flags, load_checked
-from securedd.store import atomic_write_bytes
+from securedd.store import atomic_write_bytes, check_output
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -40,6 +40,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.json:
+        check_output(args.json, what="--json")
     checked = load_checked(args)
     art = checked.artifact
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())

@@ -9,6 +9,7 @@ from pathlib import Path
 from securedd.cli.common import add_data_flags, build_config, echo, examples
 from securedd.data import load_dataset
 from securedd.distill.experts import human_bytes, plan_experts, train_experts
+from securedd.store import check_output
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -44,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = build_config(args)
     name = Path(cfg.data.name.split(":", 1)[-1]).name or "data"
     out = Path(args.out) if args.out else Path("experts") / f"{name}_{cfg.model}{'_zca' if args.zca else ''}"
+    check_output(out, what="--out", folder=True)
     real = load_dataset(cfg.data.name, "train", root=cfg.data.root, download=cfg.data.download,
                         skip_bad_images=cfg.data.skip_bad_images)
     plan = plan_experts(cfg, out, num_experts=args.experts, epochs=args.epochs, spec=real.spec)

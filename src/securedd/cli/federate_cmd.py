@@ -11,6 +11,7 @@ from typing import Any
 from securedd.cli.common import add_run_flags, default_out, echo, examples, print_config, resolve_config
 from securedd.defences import DEFENCES, Defence, make_defence
 from securedd.errors import ConfigError
+from securedd.store import check_output
 
 # the flags of add_defence_flags, by the defence setting they give
 _DEFENCE_FLAGS = {"k": "k", "eps": "eps", "dispersion": "dispersion", "draw": "draw", "clamp": "clamp",
@@ -101,6 +102,11 @@ def run(args: argparse.Namespace) -> int:
     cfg, preset = resolve_config(args)
     print_config(cfg, args.quiet, preset, rounds=True)
     out = Path(args.out) if args.out else default_out(cfg).with_name(f"sfdd_{default_out(cfg).name}")
+    if args.deploy_app:
+        check_output(args.deploy_app, what="--deploy-app", folder=True)
+    else:
+        check_output(out, what="--out")
+        check_output(out.with_suffix(".server.pt"), what="the server checkpoint")
     defence = defence_from_args(args)
     settings = FederationSettings(cfg, clients=args.clients, rounds=args.rounds, split=args.split,
                                   aggregator=args.aggregator, trim=args.trim,

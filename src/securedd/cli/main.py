@@ -25,6 +25,7 @@ from securedd.cli import (
 from securedd.cli.common import examples
 from securedd.errors import Interrupted, SecureddError
 from securedd.rng import seed_globals
+from securedd.store import describe_os_error
 from securedd.version import __version__
 
 SUBCOMMANDS = (demo_cmd, distill_cmd, evaluate_cmd, show_cmd, list_cmd, experts_cmd, secure_cmd, attack_cmd, pool_cmd,
@@ -99,7 +100,11 @@ def resume_command(argv: list[str] | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit code (0 ok, 2 bad input, 130 interrupted)."""
+    """Entry point; returns the exit code (0 ok, 2 bad input or a file-system error, 130 interrupted).
+
+    securedd's errors and the operating system's (a full disk, permission denied, a folder
+    where a file goes) are printed as one line, ``securedd CMD: error: ...``, never a traceback.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -114,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except SecureddError as exc:
         print(f"securedd {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # permission denied, a full disk, a folder where a file goes...: one line, no traceback
+        print(f"securedd {args.command}: error: {describe_os_error(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"securedd {args.command}: interrupted", file=sys.stderr)

@@ -6,6 +6,7 @@ import argparse
 
 from securedd.cli.common import add_data_flags, echo, examples
 from securedd.data import dataset_spec, load_dataset
+from securedd.store import check_output
 from securedd.training.pool import load_pool, train_pool
 
 
@@ -36,6 +37,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output(args.out, what="--out", folder=True)
     train = load_dataset(args.dataset, "train", root=args.data_root, download=args.download,
                          skip_bad_images=args.skip_bad_images)
     target = (dataset_spec(args.as_dataset, root=args.data_root, skip_bad_images=args.skip_bad_images)

@@ -15,7 +15,7 @@ from securedd.cli.common import add_data_flags, echo, examples
 from securedd.cli.trust import add_signature_flags, load_checked
 from securedd.secure.keys import load_key
 from securedd.secure.signing import generate_signing_keys, sign_artifact, signature_path
-from securedd.store import atomic_write_bytes
+from securedd.store import atomic_write_bytes, check_output
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -79,12 +79,15 @@ def save_network(net: torch.nn.Module, path: str | Path, model: str, artifact_sh
 
 
 def run_keygen(args: argparse.Namespace) -> int:
+    for suffix in (".pem", ".pub.pem"):
+        check_output(str(args.out) + suffix, what="--out")
     private, public = generate_signing_keys(args.out)
     echo(f"wrote {private} (private, keep it) and {public} (public)")
     return 0
 
 
 def run_sign(args: argparse.Namespace) -> int:
+    check_output(signature_path(args.artifact), what="the signature")
     load_artifact(args.artifact)  # sign only what verifies as an artifact
     out = sign_artifact(args.artifact, args.private)
     echo(f"wrote {out}")
@@ -99,6 +102,9 @@ def run_verify(args: argparse.Namespace) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    for flag in ("json", "save"):
+        if getattr(args, flag):
+            check_output(getattr(args, flag), what=f"--{flag}")
     checked = load_checked(args)
     if checked.signer is not None:
         echo(f"signature ok: {checked.status}")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from securedd.cli.common import echo, examples
 from securedd.cli.trust import add_signature_flags, load_checked
+from securedd.store import check_output
 from securedd.visualize import save_grid
 
 
@@ -27,6 +28,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run(args: argparse.Namespace) -> int:
+    out = check_output(Path(args.out) if args.out else Path(args.artifact).with_suffix(".png"), what="the grid")
     checked = load_checked(args, warn=False)
     art = checked.artifact
     meta = art.metadata
@@ -38,6 +40,5 @@ def run(args: argparse.Namespace) -> int:
          f"mean {spec.mean}, std {spec.std}")
     echo(f"privacy   {meta.get('privacy') or 'none recorded'}")
     echo(f"versions  {meta['versions']}")
-    out = Path(args.out) if args.out else Path(args.artifact).with_suffix(".png")
     echo(f"wrote {save_grid(art, out, per_class=args.per_class)}")
     return 0

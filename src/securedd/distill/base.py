@@ -18,7 +18,6 @@ for gradient checks; the default derived from ``losses`` fits most methods.
 from __future__ import annotations
 
 import dataclasses
-import io
 import logging
 import math
 import time
@@ -34,6 +33,7 @@ from tqdm.auto import tqdm
 from securedd.config import MethodConfig, RunConfig, config_to_dict, parse_params
 from securedd.data.sampler import ClassBalancedSampler, check_ipc
 from securedd.data.spec import RealData
+from securedd.distill.checkpoint import checkpoint_bytes, corrupt_checkpoint, read_checkpoint, run_identity
 from securedd.distill.hooks import Hooks
 from securedd.distill.synthetic import SyntheticSet
 from securedd.errors import ConfigError, Diverged, Interrupted
@@ -190,19 +190,6 @@ def list_methods() -> list[str]:
     return METHODS.names()
 
 
-def _checkpoint_bytes(it: int, syn: SyntheticSet, opt: torch.optim.Optimizer | None, ctx: DistillContext,
-                      history: list[float]) -> bytes:
-    buf = io.BytesIO()
-    torch.save({
-        "iteration": it,
-        "tensors": {k: v.detach().cpu() for k, v in syn.tensors().items()},
-        "optimizer": opt.state_dict() if opt is not None else None,
-        "generators": {k: v.cpu() for k, v in ctx.generator_states().items()},
-        "history": history,
-    }, buf)
-    return buf.getvalue()
-
-
 def run_method(
     config: RunConfig,
     real: RealData,
@@ -225,13 +212,20 @@ def run_method(
             checkpoint, Ctrl-C (SIGINT, main thread) stops the run at the next iteration
             boundary: the checkpoint is written and :class:`~securedd.errors.Interrupted`
             raised; a second Ctrl-C aborts at once.
-        resume: continue from ``checkpoint`` if it exists.
+        resume: continue from ``checkpoint``, which must exist and have been written by
+            this very run (same method, dataset, IPC, seed, model and config; see
+            :mod:`securedd.distill.checkpoint`).
         callbacks: called as ``cb(iteration, loss, synthetic)`` after each iteration.
         hooks: the run's :class:`~securedd.distill.hooks.Hooks` (defences, attacks,
             experiments); bound to the run's context before the method starts.
         initial: start from this set instead of the method's own initialisation (a
             federated round starts from the global set); its images are copied, and the
             IPC check against ``real`` is skipped (a client's shard may be small).
+
+    Raises:
+        MismatchError: with ``resume``, the checkpoint belongs to a run of another config
+            (the message names each field that differs).
+        ArtifactError: with ``resume``, the checkpoint is truncated or corrupt.
     """
     method_cls = METHODS.get(config.method.name)
     params = method_cls.parse_params(config.method.params)
@@ -241,12 +235,14 @@ def run_method(
     ckpt_path = Path(checkpoint) if checkpoint is not None else None
     if resume and (ckpt_path is None or not ckpt_path.is_file()):
         raise ConfigError(_nothing_to_resume(ckpt_path))
-    ctx = DistillContext(config, real, progress=progress, hooks=hooks)
-    ctx.hooks.bind(ctx)
-    method = method_cls(params, ctx)
     iterations = config.method.iterations if config.method.iterations is not None else method_cls.default_iterations
     if iterations < 0:
         raise ConfigError(f"method.iterations must be >= 0; got {iterations}")
+    identity = run_identity(method_settings(config)) if ckpt_path is not None else {}
+    state = read_checkpoint(ckpt_path, identity, iterations) if resume and ckpt_path is not None else None
+    ctx = DistillContext(config, real, progress=progress, hooks=hooks)
+    ctx.hooks.bind(ctx)
+    method = method_cls(params, ctx)
     start = time.perf_counter()
     if initial is None:
         syn = method.init_synthetic()
@@ -256,12 +252,18 @@ def run_method(
     opt = method.optimizer(syn)
     history: list[float] = []
     first = 0
-    if resume and ckpt_path is not None:
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        syn.load_tensors(state["tensors"])
-        if opt is not None and state["optimizer"] is not None:
-            opt.load_state_dict(state["optimizer"])
-        ctx.load_generator_states(state["generators"])
+    if state is not None and ckpt_path is not None:
+        try:
+            for name, tensor in syn.tensors().items():  # copy_ would broadcast a smaller tensor without a word
+                if tuple(state["tensors"][name].shape) != tuple(tensor.shape):
+                    raise ValueError(f"{name} has shape {tuple(state['tensors'][name].shape)}, the run's "
+                                     f"{tuple(tensor.shape)}")
+            syn.load_tensors(state["tensors"])
+            if opt is not None and state["optimizer"] is not None:
+                opt.load_state_dict(state["optimizer"])
+            ctx.load_generator_states(state["generators"])
+        except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as exc:
+            raise corrupt_checkpoint(ckpt_path, f"its state does not fit this run: {exc}") from None
         history, first = list(state["history"]), int(state["iteration"])
         log.info("resumed from %s at iteration %d", ckpt_path, first)
     every = config.method.checkpoint_every
@@ -290,7 +292,9 @@ def run_method(
                 cb(it, history[-1], syn)
             stopping = stop is not None and stop.requested and it + 1 < iterations
             if ckpt_path is not None and (stopping or (every > 0 and (it + 1) % every == 0 and it + 1 < iterations)):
-                atomic_write_bytes(ckpt_path, _checkpoint_bytes(it + 1, syn, opt, ctx, history))
+                opt_state = opt.state_dict() if opt is not None else None
+                atomic_write_bytes(ckpt_path, checkpoint_bytes(it + 1, syn.tensors(), opt_state, ctx.generator_states(),
+                                                               history, identity))
             if stopping:
                 bar.close()
                 raise Interrupted(ckpt_path, it + 1, iterations)  # type: ignore[arg-type]

@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from securedd.artifacts import max_artifact_bytes
 from securedd.artifacts.strict_json import loads_strict
 from securedd.errors import ArtifactError, ConfigError
-from securedd.store import atomic_write_bytes
+from securedd.store import atomic_write_bytes, warn_if_exposed
 
 __all__ = ["fingerprint", "generate_signing_keys", "load_private_key", "load_public_key", "read_signature",
            "read_verified", "sign_artifact", "signature_path", "verify_artifact"]
@@ -51,19 +51,18 @@ def fingerprint(public: Ed25519PublicKey) -> str:
 
 
 def generate_signing_keys(stem: str | Path) -> tuple[Path, Path]:
-    """A new Ed25519 key pair: ``<stem>.pem`` (private, owner-only) and ``<stem>.pub.pem``."""
+    """A new Ed25519 key pair: ``<stem>.pem`` (private, mode 0600 from its first byte) and ``<stem>.pub.pem``."""
     private = Ed25519PrivateKey.generate()
     priv_path, pub_path = Path(str(stem) + ".pem"), Path(str(stem) + ".pub.pem")
     atomic_write_bytes(priv_path, private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                        serialization.NoEncryption()))
-    priv_path.chmod(0o600)
+                                                        serialization.NoEncryption()), private=True)
     atomic_write_bytes(pub_path, private.public_key().public_bytes(serialization.Encoding.PEM,
                                                                    serialization.PublicFormat.SubjectPublicKeyInfo))
     return priv_path, pub_path
 
 
 def load_private_key(path: str | Path) -> Ed25519PrivateKey:
-    """An Ed25519 private key from a PEM file."""
+    """An Ed25519 private key from a PEM file (a warning is logged when others may read it)."""
     try:
         key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
     except (OSError, ValueError, TypeError) as exc:
@@ -71,6 +70,7 @@ def load_private_key(path: str | Path) -> Ed25519PrivateKey:
                           "`securedd keygen --out NAME`") from None
     if not isinstance(key, Ed25519PrivateKey):
         raise ConfigError(f"{path} holds a {type(key).__name__}, not an Ed25519 private key")
+    warn_if_exposed(Path(path), "the private signing key")
     return key
 
 
