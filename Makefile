@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-slow bench lint clean chromium
+.PHONY: demo test test-slow fuzz bench lint clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,12 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
+# every fuzz target at 10,000 cases (FUZZ_EXAMPLES=N to change); the counts go to fuzz-report.json
+FUZZ_EXAMPLES ?= 10000
+fuzz: $(STAMP)
+	SECUREDD_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) SECUREDD_FUZZ_REPORT=fuzz-report.json \
+		$(BIN)/python -m pytest -q -p no:cacheprovider tests/fuzz
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/coreset.py
 
@@ -34,4 +40,4 @@ chromium:
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium)
 
 clean:
-	rm -rf $(VENV) demo-out out .pytest_cache
+	rm -rf $(VENV) demo-out out .pytest_cache fuzz-report.json

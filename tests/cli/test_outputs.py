@@ -26,7 +26,7 @@ def no_work(monkeypatch):
         raise AssertionError("work started before the outputs were checked")
 
     monkeypatch.setattr(distill_cmd, "distill", forbidden)
-    monkeypatch.setattr(evaluate_cmd, "load_artifact", forbidden)
+    monkeypatch.setattr(evaluate_cmd, "load_checked", forbidden)
 
 
 @pytest.mark.parametrize("argv, words", [
