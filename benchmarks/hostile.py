@@ -1,25 +1,28 @@
 """A registered client that lies to the federated server, under every aggregator, on digits.
 
 Five clients with IID shards of digits distil 10 images per class with DM (one iteration
-per round, ConvNet-2 matching network) for 20 rounds, server momentum 0.5, in this
-process (``run_in_process``). Worker 0 is hostile (:mod:`securedd.federated.hostile`):
+per round, ConvNet-2 matching network) for 200 rounds (``--rounds``), server momentum 0.5,
+in this process (``run_in_process``). Worker 0 is hostile in every round
+(:mod:`securedd.federated.hostile`):
 
 - ``weight=1e30`` and ``weight=nan``: the honest set with a forged example count;
 - ``range``: the first image pushed 99 standard deviations above the sent set's maximum
   every round (the exploit that escalated a spread-relative cap);
-- ``near-bound``: a fixed-direction change every round at 95% of the cap it expects.
+- ``near-bound``: a fixed-direction change every round at 95% of the cap it expects;
+- ``absent``: worker 0 never replies (the four honest clients alone).
 
 Each attacked run is compared with the honest-only run of the same aggregator: the final
 test accuracy of 3 fresh ConvNet-3 models (300 epochs, no augmentation; mean ± std), the
-RMS distance between the two sets, whether the attacked set's values stay inside the
-honest set's value range, and the replies the server refused or re-weighted (from its log).
+RMS distance between the two sets, whether the attacked set is bit for bit the set of the
+four honest clients alone (``absent``), whether its accuracy lies inside the honest run's
+range over its 3 models, and the replies the server refused or re-weighted (from its log).
 
 Usage:
     python benchmarks/hostile.py
     python benchmarks/hostile.py --aggregators median --attacks honest near-bound
 
-Results go to ``benchmarks/results/hostile.json``, keyed by aggregator and attack; a
-finished case is not repeated. One thread.
+Results go to ``benchmarks/results/hostile.json``, keyed by rounds, aggregator and attack;
+a finished case is not repeated. One thread.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from results_io import load_results, save_results
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "hostile.json"
 AGGREGATORS = ["mean", "fedavg", "median", "trimmed_mean"]
-ATTACKS = ["honest", "weight=1e30", "weight=nan", "range", "near-bound"]
+ATTACKS = ["honest", "absent", "weight=1e30", "weight=nan", "range", "near-bound"]
 BASE = ["data.name=digits", "method.name=dm", "method.ipc=10", "model=convnet_tiny", "seed=0"]
 
 
@@ -61,13 +64,13 @@ class _Count(logging.Handler):
             self.skipped += 1
 
 
-def run_case(aggregator: str, attack: str, out: Path) -> tuple[object, dict]:
+def run_case(aggregator: str, attack: str, rounds: int, out: Path) -> tuple[object, dict]:
     from securedd.config import RunConfig, apply_overrides
-    from securedd.federated.apps import FederationSettings, run_in_process
+    from securedd.federated.apps import FederationSettings, Reply, client_train, run_in_process, run_server
     from securedd.federated.hostile import Hostile
 
     hostile = None
-    if attack != "honest":
+    if attack not in ("honest", "absent"):
         kind, _, value = attack.partition("=")
         hostile = Hostile(kind, weight=float(value)) if value else Hostile(kind)
     cfg = apply_overrides(RunConfig(), BASE)
@@ -75,9 +78,18 @@ def run_case(aggregator: str, attack: str, out: Path) -> tuple[object, dict]:
     server_log = logging.getLogger("securedd.federated.apps")
     server_log.addHandler(counter)
     start = time.perf_counter()
+    settings = FederationSettings(cfg, clients=5, rounds=rounds, aggregator=aggregator, server_momentum=0.5,
+                                  hostile=hostile, out=str(out), progress=False)
+
+    def without_worker_0(images: torch.Tensor, record: dict) -> tuple[int, list]:
+        replies = []
+        for node in range(1, 5):
+            new, metrics = client_train({"images": images.clone(), "config": record}, node)
+            replies.append(Reply(node, new, metrics["num-examples"], metrics["loss"]))
+        return 5, replies
+
     try:
-        art = run_in_process(FederationSettings(cfg, clients=5, rounds=20, aggregator=aggregator,
-                                                server_momentum=0.5, hostile=hostile, out=str(out), progress=False))
+        art = run_server(settings, without_worker_0) if attack == "absent" else run_in_process(settings)
     finally:
         server_log.removeHandler(counter)
     return art, {"distill_seconds": round(time.perf_counter() - start, 1), "refused": counter.refused,
@@ -88,6 +100,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--aggregators", nargs="+", default=AGGREGATORS)
     ap.add_argument("--attacks", nargs="+", default=ATTACKS)
+    ap.add_argument("--rounds", type=int, default=200)
+    ap.add_argument("--results", type=Path, default=RESULTS)
     args = ap.parse_args()
     torch.set_num_threads(1)
     from securedd.api import evaluate
@@ -96,16 +110,16 @@ def main() -> None:
     from securedd.data import load_dataset
 
     test = load_dataset("digits", "test")
-    results = load_results(RESULTS)
+    results = load_results(args.results)
     work = Path(tempfile.mkdtemp())
     for aggregator in args.aggregators:
-        honest_path = work / f"{aggregator}-honest.safetensors"
+        honest_path = work / f"{args.rounds}-{aggregator}-honest.safetensors"
         for attack in ["honest", *[a for a in args.attacks if a != "honest"]]:
-            key = f"{aggregator}|{attack}"
-            out = honest_path if attack == "honest" else work / f"{aggregator}-{attack}.safetensors"
-            if key in results and (attack != "honest" or honest_path.exists()):
+            key = f"rounds={args.rounds}|{aggregator}|{attack}"
+            out = work / f"{args.rounds}-{aggregator}-{attack}.safetensors"
+            if key in results and (attack not in ("honest", "absent") or out.exists()):
                 continue
-            art, record = run_case(aggregator, attack, out)
+            art, record = run_case(aggregator, attack, args.rounds, out)
             arch = evaluate(art, config=EvalConfig(models=("convnet",), runs=3, epochs=300, dsa=False), test=test,
                             progress=False).archs[0]
             record.update(accuracy_mean=round(arch.mean, 2), accuracy_std=round(arch.std, 2),
@@ -114,20 +128,22 @@ def main() -> None:
                 honest = load_artifact(honest_path).images.double()
                 images = art.images.double()  # type: ignore[attr-defined]
                 record["rms_distance_to_honest"] = round(float((images - honest).pow(2).mean().sqrt()), 4)
-                record["inside_honest_value_range"] = bool(images.min() >= honest.min()
-                                                           and images.max() <= honest.max())
-                honest_accs = results[f"{aggregator}|honest"]["accuracies"]
+                absent = work / f"{args.rounds}-{aggregator}-absent.safetensors"
+                record["same_as_honest_clients_alone"] = (bool(torch.equal(images, load_artifact(absent).images.double()))
+                                                         if absent.exists() and attack != "absent" else None)
+                honest_accs = results[f"rounds={args.rounds}|{aggregator}|honest"]["accuracies"]
                 record["accuracy_inside_honest_range"] = min(honest_accs) <= arch.mean <= max(honest_accs)
             results[key] = record
-            save_results(RESULTS, results)
-    for key in dict.fromkeys(f"{g}|{a}" for g in args.aggregators for a in ["honest", *args.attacks]):
+            save_results(args.results, results)
+    for key in dict.fromkeys(f"rounds={args.rounds}|{g}|{a}" for g in args.aggregators
+                             for a in ["honest", *args.attacks]):
         if key not in results:
             continue
         r = results[key]
         extra = "" if key.endswith("|honest") else (
-            f"  dist {r['rms_distance_to_honest']:.3f}  in-range {r['inside_honest_value_range']}"
+            f"  dist {r['rms_distance_to_honest']:.3f}  = absent {r['same_as_honest_clients_alone']}"
             f"  acc-in-range {r['accuracy_inside_honest_range']}")
-        print(f"{key:<28} {r['accuracy_mean']:6.2f} ± {r['accuracy_std']:.2f}  refused {r['refused']}  "
+        print(f"{key:<40} {r['accuracy_mean']:6.2f} ± {r['accuracy_std']:.2f}  refused {r['refused']}  "
               f"reweighted {r['reweighted']}  skipped {r['skipped_rounds']}{extra}", flush=True)
 
 

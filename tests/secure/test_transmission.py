@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from safetensors import safe_open
 
 from securedd.api import distill, evaluate
@@ -95,9 +96,12 @@ def _saved_network_is_the_trained_one(artifact: Path, key_path: Path, model: Pat
 
     key, art = load_key(key_path), load_artifact(artifact)
     net = key.network(art.spec.shape, art.spec.num_classes)
-    untrained = score_model(net, load_dataset("digits", "test", spec=art.spec)).accuracy
+    untrained = {name: value.clone() for name, value in net.state_dict().items()}
     net.load_state_dict(load_file(model))
     accuracy = score_model(net, load_dataset("digits", "test", spec=art.spec)).accuracy
-    assert f"test accuracy {accuracy:.2f}%" in printed and accuracy != untrained
+    assert f"test accuracy {accuracy:.2f}%" in printed
+    # the key's initialisation, then trained: a 2-iteration set can leave the accuracy where the untrained
+    # network's is (both predicting one class, for some random keys), but never the weights
+    assert any(not torch.equal(untrained[name], value) for name, value in net.state_dict().items())
     with safe_open(model, "pt") as f:
         assert f.metadata() == {"model": key.model, "trained_on": art.sha256}
