@@ -181,6 +181,7 @@ _DELETE = object()
     ("label_kind", "soft", "tensor 'labels' is I64 \\[20\\]"),
     ("label_kind", "fuzzy", "'label_kind' must be 'hard' or 'soft'"),
     ("payload", "int8", "'payload' must be one of"),
+    ("payload", ["float32"], "'payload' must be one of"),  # found by the fuzz suite: a list is not hashable
     ("payload", "float16", "tensor 'images' is F32 .* needs F16"),
     ("method", 7, "'method' must be a string"),
     ("schema", 2, "schema version 2 is not supported"),
@@ -190,6 +191,7 @@ _DELETE = object()
     ("hacked", 1, "unknown metadata field\\(s\\) hacked"),
     ("seed", _DELETE, "the metadata lacks seed"),
     ("decoder", {"kind": "warp", "factor": 2}, "decoder kind 'warp' is unknown"),
+    ("decoder", {"kind": ["tiles"], "factor": 2}, "decoder kind \\['tiles'\\] is unknown"),
     ("decoder", {"kind": "tiles", "factor": 0}, "'decoder.factor' must be an integer in \\[1, 8\\]"),
     ("decoder", {"kind": "tiles", "factor": 2.5}, "'decoder.factor' must be an integer"),
     ("decoder", {"kind": "tiles", "factor": 2, "images_per_stored": 9}, "'decoder.images_per_stored' is 9"),

@@ -56,6 +56,7 @@ def outcome(target: str, call: Callable[[], T]) -> T | None:
 
     Anything else -- a traceback of another type, a hang -- propagates and fails the target.
     """
+    COUNTS[target]["cases"] += 1
     with hang_guard():
         try:
             result = call()

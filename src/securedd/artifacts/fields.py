@@ -76,7 +76,7 @@ def _decoder(value: object, meta: Mapping[str, Any], spec: DatasetSpec, where: s
     if not isinstance(value, dict) or not {"kind", "factor"} <= set(value) <= _DECODER_FIELDS:
         raise ArtifactError(f"{where}: metadata field 'decoder' must hold 'kind' and 'factor' (and only "
                             f"{', '.join(sorted(_DECODER_FIELDS))})")
-    if value["kind"] not in DECODER_KINDS:
+    if not isinstance(value["kind"], str) or value["kind"] not in DECODER_KINDS:
         raise ArtifactError(f"{where}: decoder kind {value['kind']!r} is unknown; securedd decodes "
                             f"{', '.join(DECODER_KINDS)}")
     side = min(spec.height, spec.width)  # a tile holds at least one pixel
@@ -120,7 +120,8 @@ def check_metadata(meta: object, where: str) -> DatasetSpec:
     _int(meta["seed"], where, "seed", -(2**63), 2**64 - 1)
     if meta["label_kind"] not in ("hard", "soft"):
         raise ArtifactError(f"{where}: metadata field 'label_kind' must be 'hard' or 'soft'; got {meta['label_kind']!r}")
-    if meta.get("payload", "float32") not in PAYLOAD_DTYPES:
+    payload = meta.get("payload", "float32")
+    if not isinstance(payload, str) or payload not in PAYLOAD_DTYPES:
         raise ArtifactError(f"{where}: metadata field 'payload' must be one of {', '.join(PAYLOAD_DTYPES)}")
     if "num_images" in meta:
         _int(meta["num_images"], where, "num_images", 0, 2**40)
