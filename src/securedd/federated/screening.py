@@ -74,22 +74,26 @@ def reply_change(reply: torch.Tensor, sent: torch.Tensor) -> float:
 def check_reply(reply: object, sent: torch.Tensor, weight: object = 1.0,
                 policy: ReplyPolicy | None = None) -> str | None:
     """Why ``reply`` must be refused on its own, or ``None`` when it may go on to :func:`screen`."""
-    policy = policy or ReplyPolicy()
+    return _check(reply, sent, weight, policy or ReplyPolicy())[0]
+
+
+def _check(reply: object, sent: torch.Tensor, weight: object, policy: ReplyPolicy) -> tuple[str | None, float]:
+    """``(reason or None, RMS change)``: :func:`check_reply`, keeping the change it computed."""
     if not isinstance(reply, torch.Tensor):
-        return f"not a tensor ({type(reply).__name__})"
+        return f"not a tensor ({type(reply).__name__})", math.nan
     if reply.shape != sent.shape:
-        return f"shape {tuple(reply.shape)}, expected {tuple(sent.shape)}"
+        return f"shape {tuple(reply.shape)}, expected {tuple(sent.shape)}", math.nan
     if reply.dtype != sent.dtype:
-        return f"dtype {reply.dtype}, expected {sent.dtype}"
+        return f"dtype {reply.dtype}, expected {sent.dtype}", math.nan
     if not torch.isfinite(reply).all():
-        return "NaN or Inf values"
+        return "NaN or Inf values", math.nan
     reason = _check_weight(weight, policy)
     if reason is not None:
-        return reason
+        return reason, math.nan
     change = reply_change(reply, sent)
     if change > policy.max_change:
-        return f"RMS change {change:.3g} from the sent set, above the fixed cap {policy.max_change:g}"
-    return None
+        return f"RMS change {change:.3g} from the sent set, above the fixed cap {policy.max_change:g}", change
+    return None, change
 
 
 def _check_weight(weight: object, policy: ReplyPolicy) -> str | None:
@@ -104,11 +108,12 @@ def screen(replies: list[tuple[torch.Tensor, float]], sent: torch.Tensor,
            policy: ReplyPolicy | None = None) -> list[str | None]:
     """For each ``(images, example count)`` reply, why it is refused, or ``None`` to aggregate it."""
     policy = policy or ReplyPolicy()
-    reasons = [check_reply(images, sent, weight, policy) for images, weight in replies]
+    checked = [_check(images, sent, weight, policy) for images, weight in replies]
+    reasons = [reason for reason, _ in checked]
     passed = [i for i, reason in enumerate(reasons) if reason is None]
     if len(passed) < 3:
         return reasons
-    changes = {i: reply_change(replies[i][0], sent) for i in passed}
+    changes = {i: checked[i][1] for i in passed}
     for i, reason in _outliers(changes, policy, "change from the sent set").items():
         reasons[i] = reason
     passed = [i for i in passed if reasons[i] is None]
