@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 import json
+import platform
 import statistics
 from collections.abc import Callable
 from pathlib import Path
+
+
+def cpu_model() -> str:
+    """The processor's model name (Linux), for the machine line of a results file."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
 
 
 def load_results(path: Path) -> dict:

@@ -27,13 +27,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import torch
-from results_io import load_results, save_results
+from results_io import cpu_model, load_results, save_results
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "roofline.json"
@@ -101,16 +100,6 @@ def step_gflops(shape: tuple[int, int, int], batch: int, chunk: int, threads: in
     return {"seconds": round(seconds, 5), "gflop": round(flops / 1e9, 3), "gflops": round(flops / seconds / 1e9, 2)}
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, nargs="+", default=[os.cpu_count() or 1, 1])
@@ -119,7 +108,7 @@ def main() -> None:
     ap.add_argument("--results", type=Path, default=RESULTS)
     args = ap.parse_args()
     results = load_results(args.results)
-    machine = {"cpu": _cpu_model(), "cores": os.cpu_count(), "load_average_at_start": os.getloadavg(),
+    machine = {"cpu": cpu_model(), "cores": os.cpu_count(), "load_average_at_start": os.getloadavg(),
                "torch": torch.__version__}
     for threads in args.threads:
         key = f"threads={threads}"

@@ -16,7 +16,9 @@ Timing: securedd reports a timestamp after every iteration (a callback); the ref
 prints a line after iteration 0 and every 10th, read as it arrives. Per-iteration seconds
 are the median over the timed iterations after the first (the first includes one-off
 costs such as compilation, reported separately). Peak memory is the process's peak
-resident set (``ru_maxrss`` from ``wait4``), data loading included for both.
+resident set (``ru_maxrss`` from ``wait4``; the parent imports no torch, so it adds nothing),
+data loading included for both. ``--pairs N`` runs N interleaved pairs (securedd, reference,
+securedd, ...) per setting; the table gives medians and the per-pair speed-up range.
 
 Usage:
     python benchmarks/speed.py --reference PATH/TO/DatasetCondensation --data-root $SECUREDD_DATA
@@ -42,7 +44,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from results_io import load_results, save_results  # noqa: E402
+from results_io import cpu_model, load_results, save_results  # noqa: E402
 
 RESULTS = HERE / "results" / "speed.json"
 MNIST_DSA = "color_crop_cutout_scale_rotate"  # digits: no flip (REFERENCE section 2)
@@ -148,15 +150,36 @@ def run_reference(reference: str, method: str, ipc: int, iterations: int, data_r
             "compat_edits": edits}
 
 
+def pair_summary(pairs: list[dict]) -> dict:
+    """Medians over interleaved (securedd, reference) pairs: per-iteration seconds of each side,
+    the per-pair speed-up (median and range), peak memory (max) and process wall time (median)."""
+    ratios = [p["reference"]["per_iter_s"] / p["ours"]["per_iter_s"] for p in pairs]
+    out: dict = {"pairs": len(pairs), "speedup_median": statistics.median(ratios),
+                 "speedup_range": [min(ratios), max(ratios)]}
+    for side in ("ours", "reference"):
+        out[side] = {"per_iter_s": statistics.median(p[side]["per_iter_s"] for p in pairs),
+                     "first_s": statistics.median(p[side]["first_s"] for p in pairs),
+                     "wall_s": statistics.median(p[side]["wall_s"] for p in pairs),
+                     "peak_rss_mib": max(p[side]["peak_rss_mib"] for p in pairs)}
+    return out
+
+
 def render(results: dict) -> str:
-    rows = ["| method | IPC | securedd s/iter | reference s/iter | speed-up | securedd peak MiB | reference peak MiB "
-            "| securedd first iter s |", "|---|---|---|---|---|---|---|---|"]
+    rows = ["| method | IPC | pairs | securedd s/iter | reference s/iter | speed-up (range) | securedd peak MiB "
+            "| reference peak MiB | securedd / reference process wall s | securedd first iter s |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     for key, r in results.items():
-        method, ipc = key.split(":")
-        o, ref = r["ours"], r["reference"]
-        rows.append(f"| {method} | {ipc} | {o['per_iter_s']:.2f} | {ref['per_iter_s']:.2f} | "
-                    f"{ref['per_iter_s'] / o['per_iter_s']:.2f}x | {o['peak_rss_mib']} | {ref['peak_rss_mib']} | "
-                    f"{o['first_s']:.1f} |")
+        if ":" not in key:
+            continue
+        method, ipc = key.split(":")[:2]
+        s = pair_summary(r["pairs"]) if "pairs" in r else {  # a single run (results before --pairs)
+            "pairs": 1, "ours": r["ours"], "reference": r["reference"],
+            "speedup_median": r["reference"]["per_iter_s"] / r["ours"]["per_iter_s"]}
+        o, ref = s["ours"], s["reference"]
+        spread = f" ({s['speedup_range'][0]:.2f}-{s['speedup_range'][1]:.2f})" if "speedup_range" in s else ""
+        rows.append(f"| {method} | {ipc} | {s['pairs']} | {o['per_iter_s']:.2f} | {ref['per_iter_s']:.2f} | "
+                    f"{s['speedup_median']:.2f}x{spread} | {o['peak_rss_mib']} | {ref['peak_rss_mib']} | "
+                    f"{o['wall_s']:.0f} / {ref['wall_s']:.0f} | {o['first_s']:.1f} |")
     return "\n".join(rows)
 
 
@@ -167,6 +190,7 @@ def main() -> None:
     p.add_argument("--settings", default="dm:1,dm:10,dc:1,dsa:1,dc:10,dsa:10", help="method:ipc,...")
     p.add_argument("--iterations", type=int, default=10, help="iterations timed after the first (IPC 10 DC/DSA: 1)")
     p.add_argument("--no-compile", action="store_true", help="run securedd eagerly")
+    p.add_argument("--pairs", type=int, default=3, help="interleaved (securedd, reference) runs per setting")
     p.add_argument("--out", type=Path, default=RESULTS, help="results JSON (default: %(default)s)")
     p.add_argument("--render", action="store_true", help="print the table from the saved JSON")
     p.add_argument("--child", nargs=3, metavar=("METHOD", "IPC", "ITERATIONS"), help=argparse.SUPPRESS)
@@ -181,18 +205,20 @@ def main() -> None:
         return
     if not args.reference or not args.data_root:
         p.error("--reference and --data-root (or SECUREDD_DATA) are required")
+    results.setdefault("machine", {"cpu": cpu_model(), "cores": os.cpu_count()})
     for setting in args.settings.split(","):
         method, ipc = setting.split(":")
-        if setting in results:
-            continue
+        entry = results.setdefault(setting, {"pairs": [], "compile": not args.no_compile,
+                                             "threads": os.environ.get("OMP_NUM_THREADS", "default")})
         n = 1 if method in ("dc", "dsa") and int(ipc) >= 10 else args.iterations
-        ours = run_ours(method, int(ipc), n + 1, args.data_root, not args.no_compile)
-        print(setting, "securedd", json.dumps(ours), flush=True)
-        ref = run_reference(args.reference, method, int(ipc), n, args.data_root)
-        print(setting, "reference", json.dumps(ref), flush=True)
-        results[setting] = {"ours": ours, "reference": ref, "compile": not args.no_compile,
-                            "threads": os.environ.get("OMP_NUM_THREADS", "default")}
-        save_results(args.out, results)
+        while len(entry.get("pairs", [])) < args.pairs:  # interleaved: securedd, reference, securedd, ...
+            load = os.getloadavg()[0]
+            ours = run_ours(method, int(ipc), n + 1, args.data_root, not args.no_compile)
+            print(setting, "securedd", json.dumps(ours), flush=True)
+            ref = run_reference(args.reference, method, int(ipc), n, args.data_root)
+            print(setting, "reference", json.dumps(ref), flush=True)
+            entry["pairs"].append({"ours": ours, "reference": ref, "load_1min_before": round(load, 2)})
+            save_results(args.out, results)
     print(render(results))
 
 

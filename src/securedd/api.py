@@ -120,6 +120,7 @@ def evaluate(
     epochs: int | None = None,
     dsa: bool | None = None,
     cutmix: float | None = None,
+    compile: bool | None = None,
     config: EvalConfig | None = None,
     data_root: str | Path | None = None,
     test: RealData | None = None,
@@ -140,7 +141,8 @@ def evaluate(
     labels and learned learning rates are honoured (a single learned lr, as MTT learns,
     is the SGD learning rate). A multi-formation artifact (IDC) is decoded first, as its
     ``decoder`` metadata says. Keyword arguments override the matching ``config`` fields
-    (``cutmix=0`` turns CutMix off).
+    (``cutmix=0`` turns CutMix off; ``compile`` forces compiled training on or off, where
+    ``None`` keeps the config's choice, by default automatic).
 
     Raises:
         MismatchError: the artifact does not fit the test data or model.
@@ -150,7 +152,7 @@ def evaluate(
     art = artifact if isinstance(artifact, Artifact) else load_artifact(artifact)
     cfg = config or EvalConfig()
     overrides: dict[str, Any] = {"models": tuple(models) if models else None, "runs": runs, "epochs": epochs,
-                                 "dsa": dsa, "cutmix": cutmix}
+                                 "dsa": dsa, "cutmix": cutmix, "compile": compile}
     cfg = dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     spec = art.spec
     if test is None:

@@ -167,7 +167,9 @@ class EvalConfig:
     the protocol's default (:func:`securedd.training.default_epochs`: 1000 with
     augmentation, 300 without); the learning rate drops ten-fold once, half-way.
     ``cutmix=None`` means what the artifact asks for (IDC: CutMix with probability 0.5;
-    others: none); a number sets the CutMix probability.
+    others: none); a number sets the CutMix probability. ``compile=None`` (auto) trains
+    through ``torch.compile`` when the work pays back the compilation
+    (:func:`securedd.training.compiled.worth_compiling`); ``True``/``False`` force it.
     """
 
     models: tuple[str, ...] = ("convnet",)
@@ -180,6 +182,7 @@ class EvalConfig:
     dsa: bool = True
     dsa_strategy: str | None = None
     cutmix: float | None = None
+    compile: bool | None = None
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ import torch
 
 from securedd.config import RunConfig, apply_overrides
 from securedd.distill import run_method
-from securedd.distill.distribution_matching import DMMethod, dm_loss
+from securedd.distill.distribution_matching import DMMethod, _channels_last, dm_loss
 from securedd.models import create_model
 
 
@@ -46,3 +46,9 @@ def test_compiled_dm_matches_eager(digits_train):
     compiled = run_method(apply_overrides(RunConfig(), [*base, "method.compile=true"]), digits_train, progress=False)
     assert torch.allclose(eager.synthetic.images, compiled.synthetic.images, atol=1e-4)
     assert eager.history == pytest.approx(compiled.history, rel=1e-4)
+
+
+def test_real_pieces_enter_the_compiled_embedding_in_one_layout():
+    for x in (torch.randn(4, 1, 8, 8), torch.randn(4, 3, 8, 8), torch.randn(4, 8, 8, 3).permute(0, 3, 1, 2)):
+        y = _channels_last(x)
+        assert torch.equal(x, y) and y.stride() == (x[0].numel(), 1, 8 * x.shape[1], x.shape[1])

@@ -28,6 +28,9 @@ def add_data_flags(p: argparse.ArgumentParser) -> None:
                         "and log how many, instead of stopping at the first")
     p.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (default: cpu)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars, no resolved config")
+    p.add_argument("--profile", action="store_true",
+                   help="at the end, print where the time went: data, augmentation, forward, backward, optimiser, "
+                        "scoring")
     p.add_argument("--verbose", "-v", action="store_true",
                    help="also show the logs and warnings of the libraries underneath (Flower, Ray, foolbox, torch)")
 

@@ -24,6 +24,7 @@ from securedd.cli import (
 )
 from securedd.cli.common import examples
 from securedd.errors import Interrupted, SecureddError
+from securedd.profiling import Profile, profiling
 from securedd.rng import seed_globals
 from securedd.store import describe_os_error
 from securedd.version import __version__
@@ -99,6 +100,20 @@ def resume_command(argv: list[str] | None) -> str:
     return shlex.join(["securedd", *args])
 
 
+def _run_profiled(args: argparse.Namespace) -> int:
+    """Run the command; with ``--profile``, print where its time went to stderr when it ends
+    (also when it fails or is interrupted)."""
+    if not getattr(args, "profile", False):
+        return int(args.run(args))
+    prof: Profile | None = None
+    try:
+        with profiling() as prof:
+            return int(args.run(args))
+    finally:
+        if prof is not None:
+            print(f"securedd {args.command}: where the time went\n{prof.table()}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (0 ok, 2 bad input or a file-system error, 130 interrupted).
 
@@ -113,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(quiet=getattr(args, "quiet", False), verbose=getattr(args, "verbose", False))
     seed_globals(getattr(args, "seed", None) or 0)
     try:
-        return int(args.run(args))
+        return _run_profiled(args)
     except Interrupted as exc:
         print(f"securedd {args.command}: {exc}; resume with: {resume_command(argv)}", file=sys.stderr)
         return 130

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from securedd.errors import ConfigError, did_you_mean
+from securedd.profiling import phase
 
 __all__ = ["DSA", "AugmentDraw", "DSAParams", "OPERATIONS"]
 
@@ -140,8 +141,9 @@ class DSA:
 
     def apply(self, x: torch.Tensor, draw: AugmentDraw) -> torch.Tensor:
         """Apply a draw to ``x`` (N, C, H, W); differentiable with respect to ``x``."""
-        for op in draw.ops:
-            x = getattr(self, f"_{op}")(x, draw.values)
+        with phase("augmentation"):
+            for op in draw.ops:
+                x = getattr(self, f"_{op}")(x, draw.values)
         return x
 
     def siamese(

@@ -6,6 +6,7 @@ import torch
 
 from securedd.data.spec import RealData
 from securedd.errors import MismatchError
+from securedd.profiling import phase
 
 __all__ = ["ClassBalancedSampler", "check_ipc"]
 
@@ -65,7 +66,8 @@ class ClassBalancedSampler:
 
     def sample(self, c: int, n: int) -> torch.Tensor:
         """(n, C, H, W) random real images of class ``c``."""
-        return self.data.images[self.indices(c, n).to(self.data.images.device)]
+        with phase("data"):
+            return self.data.images[self.indices(c, n).to(self.data.images.device)]
 
     def balanced(self, per_class: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``per_class`` random images of every class: images (K*n, C, H, W), labels (K*n,)."""

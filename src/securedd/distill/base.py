@@ -40,6 +40,7 @@ from securedd.errors import ConfigError, Diverged, Interrupted
 from securedd.evaluation.protocols import EvalHints
 from securedd.interrupt import StopOnInterrupt
 from securedd.models import MODELS, create_model
+from securedd.profiling import phase
 from securedd.registry import Registry
 from securedd.rng import make_generator
 from securedd.store import atomic_write_bytes
@@ -274,15 +275,17 @@ def run_method(
     with guard as stop:
         for it in bar:
             total, steps = 0.0, 0
-            for loss in method.losses(syn, it):
+            for loss in _timed(method.losses(syn, it)):
                 value = float(loss.detach())
                 if not math.isfinite(value):
                     bar.close()
                     raise Diverged(_divergence_message(value, it, iterations, params, ckpt_path, every))
                 if opt is not None:
                     opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
+                    with phase("backward"):
+                        loss.backward()
+                    with phase("optimiser"):
+                        opt.step()
                 total += value
                 steps += 1
             history.append(total / max(steps, 1))
@@ -300,6 +303,18 @@ def run_method(
                 raise Interrupted(ckpt_path, it + 1, iterations)  # type: ignore[arg-type]
     return DistillResult(method.finalize(syn), method_cls.name, dataclasses.asdict(params), iterations, history,
                          time.perf_counter() - start, method.artifact_metadata())
+
+
+def _timed(losses: Iterator[torch.Tensor]) -> Iterator[torch.Tensor]:
+    """The method's losses, the time spent computing each counted as the ``forward`` phase under
+    ``--profile`` (for gradient and trajectory matching it includes the inner gradients matched;
+    reading real data and augmenting are counted as their own phases)."""
+    while True:
+        with phase("forward"):
+            loss = next(losses, None)
+        if loss is None:
+            return
+        yield loss
 
 
 def _nothing_to_resume(checkpoint: Path | None) -> str:

@@ -92,6 +92,17 @@ def _embed(net: Embedder, x: torch.Tensor) -> torch.Tensor:
     return net.embed(x)
 
 
+def _embed_real(net: Embedder, x: torch.Tensor) -> torch.Tensor:
+    """The real side's embedding: its own function, so that compiled it keeps its own cache."""
+    return net.embed(x)
+
+
+def _channels_last(x: torch.Tensor) -> torch.Tensor:
+    """``x`` laid out channels-last: one memory layout for every real piece, whatever the augmentation
+    returned (free for one channel, where it only changes the strides' bookkeeping)."""
+    return torch.empty_like(x, memory_format=torch.channels_last).copy_(x)
+
+
 @METHODS.register("dm")
 class DMMethod(Method[DMParams]):
     """Distribution matching: class-wise mean embeddings of fresh random networks."""
@@ -107,8 +118,16 @@ class DMMethod(Method[DMParams]):
             raise ConfigError(f"method.chunk must be >= 0 (0: whole classes); got {params.chunk}")
         strategy = params.dsa_strategy or ctx.spec.dsa_strategy
         self.dsa = DSA(strategy) if params.dsa else None
-        self.real_embed: Callable[[Embedder, torch.Tensor], torch.Tensor] = (
-            torch.compile(_embed, dynamic=False) if params.compile else _embed)
+        # Compiled, the real and synthetic sides keep separate caches (no-grad and grad graphs), and
+        # real pieces enter in one layout: the augmentation returns both standard and channels-last
+        # strides, and on single-channel images the graph compiled for standard strides runs 1.7x
+        # slower than the channels-last one (benchmarks/embed_layout.py; the DM IPC 1 slowdown).
+        self.real_embed: Callable[[Embedder, torch.Tensor], torch.Tensor] = _embed_real
+        self.syn_embed: Callable[[Embedder, torch.Tensor], torch.Tensor] = _embed
+        if params.compile:
+            compiled_real = torch.compile(_embed_real, dynamic=False)
+            self.real_embed = lambda net, x: compiled_real(net, _channels_last(x))
+            self.syn_embed = torch.compile(_embed, dynamic=False)
 
     def init_synthetic(self) -> SyntheticSet:
         ctx = self.ctx
@@ -141,11 +160,10 @@ class DMMethod(Method[DMParams]):
         joint, chunk = has_batch_norm(net), self.params.chunk
         if not isinstance(net, Embedder):
             raise ConfigError(f"dm needs a network with penultimate features (embed); {type(net).__name__} has none")
-        embed = lambda x: self.real_embed(net, x)  # noqa: E731
         with torch.no_grad():
-            means = class_means(embed, real, joint, chunk)
+            means = class_means(lambda x: self.real_embed(net, x), real, joint, chunk)
         signal = ctx.hooks.real_signal(RealSignal("embedding", (means,), tuple(range(ctx.spec.num_classes))))
-        yield self.match(signal, embed, fake, joint)
+        yield self.match(signal, lambda x: self.syn_embed(net, x), fake, joint)
 
     def match(self, signal: RealSignal, embed: Callable[[torch.Tensor], torch.Tensor], fake: list[torch.Tensor],
               joint: bool) -> torch.Tensor:

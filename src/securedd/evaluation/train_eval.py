@@ -26,6 +26,7 @@ from securedd.evaluation.fairness import class_variance
 from securedd.models import create_model
 from securedd.rng import make_generator
 from securedd.training import ModelScore, TrainSettings, replay_steps, score_model, train_model
+from securedd.training.compiled import resolve_compile
 
 __all__ = ["ArchReport", "EvalReport", "evaluate_set"]
 
@@ -128,6 +129,10 @@ class EvalReport:
         return "\n".join(lines).rstrip()
 
 
+def _tick(bar: tqdm) -> None:  # type: ignore[type-arg]
+    bar.update()
+
+
 def evaluate_set(
     images: torch.Tensor,
     labels: torch.Tensor,
@@ -170,9 +175,11 @@ def evaluate_set(
         settings = dataclasses.replace(settings, lr=float(lrs))
         lrs = None
     images, labels, test = images.to(device), labels.to(device), test.to(device)
+    compiled = resolve_compile(settings.compile, images, settings.epochs, runs * len(models))
+    settings = dataclasses.replace(settings, compile=compiled)
     archs = []
-    total = len(models) * runs
-    bar = tqdm(total=total, desc="evaluate", disable=not progress)
+    # the bar counts epochs over all models, so its estimate of the time left shows from the first epoch
+    bar = tqdm(total=len(models) * runs * settings.epochs, desc="evaluate", unit="epoch", disable=not progress)
     for name in models:
         report = ArchReport(name)
         for run in range(runs):
@@ -184,13 +191,13 @@ def evaluate_set(
                 model = create_model(name, spec.shape, spec.num_classes, generator=gen).to(device)
             if lrs is not None:
                 replay_steps(model, images, labels, lrs.to(device), steps or 1, spec.num_classes)
+                bar.update(settings.epochs)
             else:
-                train_model(model, images, labels, settings, gen)
-            score = score_model(model, test)
+                train_model(model, images, labels, settings, gen, on_epoch=lambda epoch, net: _tick(bar))
+            score = score_model(model, test, compile=compiled)
             report.scores.append(ModelScore(score.accuracy, score.loss, score.per_class_accuracy,
                                             score.per_class_loss, time.perf_counter() - start))
-            bar.set_postfix(model=name, acc=f"{score.accuracy:.2f}")
-            bar.update()
+            bar.set_postfix(model=f"{name} {run + 1}/{runs}", acc=f"{score.accuracy:.2f}")
             if not math.isfinite(score.loss):
                 log.warning("model %s run %d ended with a non-finite test loss", name, run)
         archs.append(report)

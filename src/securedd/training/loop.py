@@ -23,6 +23,8 @@ from securedd.data.mix import CutMix
 from securedd.data.steps import step_plan
 from securedd.errors import MismatchError
 from securedd.models.pieces import has_batch_norm, num_pieces
+from securedd.profiling import phase
+from securedd.training.compiled import compile_model, resolve_compile
 from securedd.training.settings import TrainSettings
 
 __all__ = ["EpochHook", "replay_steps", "soft_label_loss", "train_model"]
@@ -51,6 +53,8 @@ def train_model(
 
     Each epoch shuffles the set with ``generator``, which also draws the augmentation and
     CutMix; ``on_epoch(epoch, model)`` runs after every epoch (e.g. to record parameters).
+    With ``settings.compile`` (or, for ``None``, when :func:`~securedd.training.compiled.worth_compiling`
+    says so) the forward and backward passes run compiled.
     """
     opt = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=settings.momentum,
                           weight_decay=settings.weight_decay)
@@ -60,23 +64,34 @@ def train_model(
     cutmix = CutMix(settings.cutmix_prob, settings.cutmix_beta) if settings.cutmix_prob > 0 else None
     n = images.shape[0]
     chunk = 0 if has_batch_norm(model) or cutmix is not None else settings.chunk
+    forward: Callable[[torch.Tensor], torch.Tensor] = (
+        compile_model(model) if resolve_compile(settings.compile, images, settings.epochs) else model)
     model.train()
     for epoch in range(settings.epochs):
         order = torch.randperm(n, generator=generator, device=generator.device).to(images.device)
         for start in range(0, n, settings.batch_size):
-            index = order[start : start + settings.batch_size]
-            x = images[index]
+            with phase("data"):
+                index = order[start : start + settings.batch_size]
+                x, y = images[index], labels[index]
             if dsa is not None:
-                x = dsa(x, generator)
+                x = dsa(x, generator)  # its own "augmentation" phase
             opt.zero_grad(set_to_none=True)
             if cutmix is not None:
-                mixed = cutmix(x, labels[index], generator)
-                mixed.loss(model(mixed.images), soft_label_loss).backward()
+                with phase("augmentation"):
+                    mixed = cutmix(x, y, generator)
+                with phase("forward"):
+                    loss = mixed.loss(forward(mixed.images), soft_label_loss)
+                with phase("backward"):
+                    loss.backward()
             else:
                 pieces = num_pieces(len(x), chunk)
-                for xs, ys in zip(x.tensor_split(pieces), labels[index].tensor_split(pieces), strict=True):
-                    (soft_label_loss(model(xs), ys) * (len(xs) / len(x))).backward()
-            opt.step()
+                for xs, ys in zip(x.tensor_split(pieces), y.tensor_split(pieces), strict=True):
+                    with phase("forward"):
+                        loss = soft_label_loss(forward(xs), ys) * (len(xs) / len(x))
+                    with phase("backward"):
+                        loss.backward()
+            with phase("optimiser"):
+                opt.step()
         if sched is not None:
             sched.step()
         if on_epoch is not None:

@@ -43,6 +43,8 @@ class TrainSettings:
     whole batches), the same gradient up to float rounding and faster on a CPU; models with
     batch norm, and CutMix batches, always go through whole. ``lr_drop``: divide the
     learning rate by 10 once, after half the epochs (the protocol); ``False`` keeps it.
+    ``compile``: train and score through ``torch.compile`` (:mod:`securedd.training.compiled`);
+    ``None`` (auto) compiles when the work is large enough to pay back the compilation.
     """
 
     epochs: int = EPOCHS_WITH_DSA
@@ -55,6 +57,7 @@ class TrainSettings:
     cutmix_beta: float = 1.0
     chunk: int = 16
     lr_drop: bool = True
+    compile: bool | None = None
 
 
 def eval_settings(cfg: EvalConfig, dsa_strategy: str, *, hint_dsa_strategy: str | None = None,
@@ -69,4 +72,5 @@ def eval_settings(cfg: EvalConfig, dsa_strategy: str, *, hint_dsa_strategy: str 
     strategy = (cfg.dsa_strategy or hint_dsa_strategy or dsa_strategy) if cfg.dsa else None
     cutmix = cfg.cutmix if cfg.cutmix is not None else float(cutmix_prob if cutmix_prob is not None else 0.0)
     beta = float(cutmix_beta if cutmix_beta is not None else 1.0)
-    return TrainSettings(epochs, cfg.lr, cfg.momentum, cfg.weight_decay, cfg.batch_size, strategy, cutmix, beta)
+    return TrainSettings(epochs, cfg.lr, cfg.momentum, cfg.weight_decay, cfg.batch_size, strategy, cutmix, beta,
+                         compile=cfg.compile)
