@@ -46,7 +46,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from results_io import cpu_model, load_results, save_results  # noqa: E402
+from results_io import cpu_model, save_results, side_by_side_results  # noqa: E402
 from speed import _run, prepare_reference  # noqa: E402
 
 RESULTS = HERE / "results" / "eval_speed.json"
@@ -187,12 +187,9 @@ def main() -> None:
                   else child_reference(run, args.epochs, args.set, args.reference))
         print(json.dumps({**result, "peak_rss_mib": peak_rss_mib()}))
         return
-    results = load_results(args.out)
-    if args.render:
-        print(render(results))
+    results = side_by_side_results(p, args, render)
+    if results is None:
         return
-    if not args.reference or not args.data_root:
-        p.error("--reference and --data-root (or SECUREDD_DATA) are required")
     if results.get("epochs", args.epochs) != args.epochs:
         p.error(f"{args.out} holds {results['epochs']}-epoch pairs; pass --out for another budget")
     import torch

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import platform
 import statistics
@@ -23,6 +24,19 @@ def cpu_model() -> str:
 def load_results(path: Path) -> dict:
     """The saved results, or an empty dict when there are none yet."""
     return json.loads(path.read_text()) if path.exists() else {}
+
+
+def side_by_side_results(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                         render: Callable[[dict], str]) -> dict | None:
+    """The saved results of a securedd-beside-the-reference benchmark, or ``None`` after ``--render``
+    printed them; exits through ``parser`` when ``--reference`` or ``--data-root`` is missing."""
+    results = load_results(args.out)
+    if args.render:
+        print(render(results))
+        return None
+    if not args.reference or not args.data_root:
+        parser.error("--reference and --data-root (or SECUREDD_DATA) are required")
+    return results
 
 
 def save_results(path: Path, results: dict) -> None:

@@ -44,7 +44,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from results_io import cpu_model, load_results, save_results  # noqa: E402
+from results_io import cpu_model, save_results, side_by_side_results  # noqa: E402
 
 RESULTS = HERE / "results" / "speed.json"
 MNIST_DSA = "color_crop_cutout_scale_rotate"  # digits: no flip (REFERENCE section 2)
@@ -199,12 +199,9 @@ def main() -> None:
     if args.child:
         child(args.child[0], int(args.child[1]), int(args.child[2]), args.data_root, args.compile)
         return
-    results = load_results(args.out)
-    if args.render:
-        print(render(results))
+    results = side_by_side_results(p, args, render)
+    if results is None:
         return
-    if not args.reference or not args.data_root:
-        p.error("--reference and --data-root (or SECUREDD_DATA) are required")
     results.setdefault("machine", {"cpu": cpu_model(), "cores": os.cpu_count()})
     for setting in args.settings.split(","):
         method, ipc = setting.split(":")
