@@ -7,7 +7,7 @@ import torch
 from securedd.evaluation import evaluate_set
 from securedd.models import create_model
 from securedd.training import TrainSettings, score_model, train_model
-from securedd.training.compiled import COMPILE_WORK, compile_model, resolve_compile, worth_compiling
+from securedd.training.compiled import COMPILE_WORK, CompiledForward, resolve_compile, worth_compiling
 
 
 def test_auto_compiles_only_work_that_pays_back_the_compilation():
@@ -61,7 +61,7 @@ def test_evaluation_records_whether_it_compiled(digits_train, digits_test):
 
 def test_a_failing_compiler_falls_back_to_the_eager_model(monkeypatch, caplog):
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
-    forward = compile_model(model)
+    forward = CompiledForward(model)
 
     def broken(x):
         raise RuntimeError("no C++ compiler found")

@@ -33,8 +33,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--cutmix", type=float, metavar="P",
                    help="CutMix probability per batch (default: what the artifact asks for; IDC 0.5, others 0)")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                   help="train and score through torch.compile (default: when the work pays back the "
-                        "compilation's 10-30 s, e.g. CIFAR-10 IPC 10 at 1000 epochs)")
+                   help="train and score through torch.compile (default: when the work pays back the one-off "
+                        "compilation, e.g. CIFAR-10 IPC 10 at 1000 epochs)")
     p.add_argument("--seed", type=int, default=0, help="seed of the evaluation models")
     p.add_argument("--json", metavar="FILE", help="also write the full report as JSON")
     add_signature_flags(p)

@@ -24,7 +24,7 @@ from securedd.cli import (
 )
 from securedd.cli.common import examples
 from securedd.errors import Interrupted, SecureddError
-from securedd.profiling import Profile, profiling
+from securedd.profiling import profiling
 from securedd.rng import seed_globals
 from securedd.store import describe_os_error
 from securedd.version import __version__
@@ -105,13 +105,11 @@ def _run_profiled(args: argparse.Namespace) -> int:
     (also when it fails or is interrupted)."""
     if not getattr(args, "profile", False):
         return int(args.run(args))
-    prof: Profile | None = None
     try:
         with profiling() as prof:
             return int(args.run(args))
     finally:
-        if prof is not None:
-            print(f"securedd {args.command}: where the time went\n{prof.table()}", file=sys.stderr)
+        print(f"securedd {args.command}: where the time went\n{prof.table()}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

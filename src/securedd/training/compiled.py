@@ -1,10 +1,10 @@
 """Compiled training and scoring: when ``torch.compile`` pays for itself, and the compiled model.
 
 Compiling a ConvNet-3 fuses its normalisation, ReLU and pooling around the convolutions;
-on a CPU a CIFAR-10 training step then runs about 1.5x as fast as eagerly
-(``benchmarks/eval_speed.py``). The one-off cost is a compilation of 10-30 s per process
-(later models of the same architecture and shapes reuse it), so it is worth paying only
-for enough work: :func:`worth_compiling` is the rule the ``auto`` setting applies.
+on a CPU a CIFAR-10 IPC 10 epoch then runs 1.49x as fast as eagerly
+(``benchmarks/compile_gain.py``). The one-off cost is a compilation per process and batch
+shape (later models of the same architecture and shapes reuse it), so it is worth paying
+only for enough work: :func:`worth_compiling` is the rule the ``auto`` setting applies.
 
 Compiled and eager floats differ in the last bits; each is deterministic for a seed on a
 given machine, and the setting is part of the recorded protocol.
@@ -22,14 +22,15 @@ import logging
 
 import torch
 
-__all__ = ["COMPILE_WORK", "CompiledForward", "compile_model", "resolve_compile", "worth_compiling"]
+__all__ = ["COMPILE_WORK", "CompiledForward", "resolve_compile", "worth_compiling"]
 
 log = logging.getLogger(__name__)
 
 COMPILE_WORK = 2e8
 """Pixel-passes (images x pixels x epochs x models) from which compiling pays back its
-one-off cost: at about 3e-7 s saved per pixel-pass on a CPU, 2e8 of them save about a
-minute, twice the slowest compilation measured."""
+one-off cost: ``benchmarks/compile_gain.py`` measured 2.9e-7 s saved per pixel-pass on a
+CPU (272 vs 183 ms an epoch of 100 CIFAR-10 images), so 2e8 of them save about a minute,
+well above a compilation's seconds."""
 
 
 def worth_compiling(images: int, pixels: int, epochs: int, runs: int = 1) -> bool:
@@ -74,7 +75,3 @@ class CompiledForward:
         out = self.model(x)
         return out
 
-
-def compile_model(model: torch.nn.Module) -> CompiledForward:
-    """``model``'s forward pass compiled (:class:`CompiledForward`)."""
-    return CompiledForward(model)

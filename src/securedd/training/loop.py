@@ -24,7 +24,7 @@ from securedd.data.steps import step_plan
 from securedd.errors import MismatchError
 from securedd.models.pieces import has_batch_norm, num_pieces
 from securedd.profiling import phase
-from securedd.training.compiled import compile_model, resolve_compile
+from securedd.training.compiled import CompiledForward, resolve_compile
 from securedd.training.settings import TrainSettings
 
 __all__ = ["EpochHook", "replay_steps", "soft_label_loss", "train_model"]
@@ -65,7 +65,7 @@ def train_model(
     n = images.shape[0]
     chunk = 0 if has_batch_norm(model) or cutmix is not None else settings.chunk
     forward: Callable[[torch.Tensor], torch.Tensor] = (
-        compile_model(model) if resolve_compile(settings.compile, images, settings.epochs) else model)
+        CompiledForward(model) if resolve_compile(settings.compile, images, settings.epochs) else model)
     model.train()
     for epoch in range(settings.epochs):
         order = torch.randperm(n, generator=generator, device=generator.device).to(images.device)

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from securedd.data.spec import RealData
 from securedd.profiling import phase
-from securedd.training.compiled import compile_model
+from securedd.training.compiled import CompiledForward
 
 __all__ = ["ModelScore", "inference_batch", "score_model"]
 
@@ -26,16 +26,14 @@ class ModelScore:
     seconds: float = 0.0
 
 
-def inference_batch(images: torch.Tensor, compiled: bool = False) -> int:
+def inference_batch(images: torch.Tensor) -> int:
     """The batch size for forward passes without gradients over ``images``.
 
     64 on a CPU, where activations that stay in cache make ResNet-18 on MNIST about twice
-    as fast as in batches of 2048 (ConvNet-3 likewise); 256 for a compiled model on a CPU,
-    whose fused layers keep less in memory; 2048 on an accelerator.
+    as fast as in batches of 2048 (ConvNet-3 likewise; compiled, 64 and 256 are within 3%,
+    ``benchmarks/compile_gain.py``); 2048 on an accelerator.
     """
-    if images.device.type != "cpu":
-        return 2048
-    return 256 if compiled else 64
+    return 64 if images.device.type == "cpu" else 2048
 
 
 @torch.no_grad()
@@ -46,8 +44,8 @@ def score_model(model: torch.nn.Module, test: RealData, batch_size: int | None =
     ``compile`` runs the forward passes through ``torch.compile`` (the same scores up to float rounding).
     """
     model.eval()
-    batch_size = batch_size or inference_batch(test.images, compile)
-    forward: Callable[[torch.Tensor], torch.Tensor] = compile_model(model) if compile else model
+    batch_size = batch_size or inference_batch(test.images)
+    forward: Callable[[torch.Tensor], torch.Tensor] = CompiledForward(model) if compile else model
     k = test.spec.num_classes
     losses, correct = [], []
     with phase("scoring"):
