@@ -8,7 +8,8 @@ securedd, reference, securedd, reference, ... Both sides get the identical image
 normalised identically, and use every core (torch's default threads).
 
 - securedd: :func:`securedd.evaluate_set` with one run (seed = the pair's index), its
-  default settings (compilation chosen automatically: on for this much work).
+  default settings (compilation chosen automatically: on for this much work), in fp32 or,
+  with ``--precision bf16``, bfloat16 mixed precision.
 - reference: ``evaluate_synset`` of the public DC/DSA/DM code (VICO-UoE/DatasetCondensation)
   with ``--dsa`` on, its default strategy ``color_crop_cutout_flip_scale_rotate``, 1000
   epochs and the test images in a ``TensorDataset`` loader of batch 256 (its own
@@ -28,6 +29,7 @@ before every process.
 Usage:
     python benchmarks/eval_speed.py --reference PATH/TO/DatasetCondensation --pairs 5
     python benchmarks/eval_speed.py --reference ... --epochs 100 --pairs 3 --out /tmp/quick.json
+    python benchmarks/eval_speed.py --reference ... --pairs 3 --precision bf16   # securedd in bf16
     python benchmarks/eval_speed.py --render
 
 Results: ``benchmarks/results/eval_speed.json`` (resumable: finished pairs are kept).
@@ -50,6 +52,7 @@ from results_io import cpu_model, save_results, side_by_side_results  # noqa: E4
 from speed import _run, prepare_reference  # noqa: E402
 
 RESULTS = HERE / "results" / "eval_speed.json"
+RESULTS_BF16 = HERE / "results" / "eval_speed_bf16.json"
 STRATEGY = "color_crop_cutout_flip_scale_rotate"  # the CIFAR-10 DSA strategy (REFERENCE section 2)
 IPC = 10
 
@@ -82,16 +85,17 @@ def fixed_set(path: str):  # type: ignore[no-untyped-def]
                                                       dataset_spec("cifar10"))
 
 
-def child_ours(run: int, epochs: int, set_path: str) -> dict:
+def child_ours(run: int, epochs: int, set_path: str, precision: str = "fp32") -> dict:
     from securedd.evaluation import evaluate_set
     from securedd.training import TrainSettings
 
     images, labels, test = fixed_set(set_path)
     start = time.perf_counter()
     report = evaluate_set(images, labels, test, runs=1, seed=run, progress=False,
-                          settings=TrainSettings(epochs=epochs, dsa_strategy=STRATEGY))
+                          settings=TrainSettings(epochs=epochs, dsa_strategy=STRATEGY, precision=precision))
     seconds = time.perf_counter() - start
-    return {"model_s": seconds, "accuracy": report.archs[0].accuracies[0], "compile": report.protocol["compile"]}
+    return {"model_s": seconds, "accuracy": report.archs[0].accuracies[0], "compile": report.protocol["compile"],
+            "precision": precision}
 
 
 def child_reference(run: int, epochs: int, set_path: str, reference: str) -> dict:
@@ -124,10 +128,11 @@ def peak_rss_mib() -> int:
     return -1
 
 
-def run_side(side: str, run: int, epochs: int, set_path: Path, reference: str | None) -> dict:
+def run_side(side: str, run: int, epochs: int, set_path: Path, reference: str | None,
+             precision: str = "fp32") -> dict:
     load = os.getloadavg()[0]
     cmd = [sys.executable, str(Path(__file__)), "--child", side, str(run), "--epochs", str(epochs),
-           "--set", str(set_path)] + (["--reference", reference] if reference else [])
+           "--set", str(set_path), "--precision", precision] + (["--reference", reference] if reference else [])
     lines, wall, _ = _run(cmd)
     result = json.loads(next(text for _, text in reversed(lines) if text.startswith("{")))
     return {**result, "wall_s": round(wall, 2), "load_1min_before": round(load, 2)}
@@ -156,7 +161,8 @@ def render(results: dict) -> str:
     if not s:
         return "(no pairs yet)"
     machine = results.get("machine", {})
-    rows = [f"CIFAR-10 IPC 10, ConvNet-3, DSA, {results.get('epochs')} epochs; {s['pairs']} interleaved pairs; "
+    rows = [f"CIFAR-10 IPC 10, ConvNet-3, DSA, {results.get('epochs')} epochs, securedd in "
+            f"{results.get('precision', 'fp32')}; {s['pairs']} interleaved pairs; "
             f"{machine.get('cpu')} ({machine.get('cores')} cores)",
             "", "| side | s / model (median) | process wall s (median) | peak MiB | accuracy (%) |",
             "|---|---|---|---|---|"]
@@ -176,14 +182,18 @@ def main() -> None:
     p.add_argument("--data-root", default=os.environ.get("SECUREDD_DATA"), help="folder holding cifar10/")
     p.add_argument("--pairs", type=int, default=5, help="interleaved (securedd, reference) pairs")
     p.add_argument("--epochs", type=int, default=1000)
-    p.add_argument("--out", type=Path, default=RESULTS, help="results JSON (default: %(default)s)")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="securedd's precision (the reference always runs fp32)")
+    p.add_argument("--out", type=Path, help=f"results JSON (default: {RESULTS.name}, or with --precision bf16 "
+                                            f"{RESULTS_BF16.name}, in {RESULTS.parent})")
     p.add_argument("--render", action="store_true", help="print the table from the saved JSON")
     p.add_argument("--child", nargs=2, metavar=("SIDE", "RUN"), help=argparse.SUPPRESS)
     p.add_argument("--set", help=argparse.SUPPRESS)
     args = p.parse_args()
+    args.out = args.out or (RESULTS if args.precision == "fp32" else RESULTS_BF16)
     if args.child:
         side, run = args.child[0], int(args.child[1])
-        result = (child_ours(run, args.epochs, args.set) if side == "securedd"
+        result = (child_ours(run, args.epochs, args.set, args.precision) if side == "securedd"
                   else child_reference(run, args.epochs, args.set, args.reference))
         print(json.dumps({**result, "peak_rss_mib": peak_rss_mib()}))
         return
@@ -192,9 +202,11 @@ def main() -> None:
         return
     if results.get("epochs", args.epochs) != args.epochs:
         p.error(f"{args.out} holds {results['epochs']}-epoch pairs; pass --out for another budget")
+    if results.get("precision", "fp32") != args.precision:
+        p.error(f"{args.out} holds securedd {results.get('precision', 'fp32')} pairs; pass --out for {args.precision}")
     import torch
 
-    results.update(epochs=args.epochs, machine={"cpu": cpu_model(), "cores": os.cpu_count(),
+    results.update(epochs=args.epochs, precision=args.precision, machine={"cpu": cpu_model(), "cores": os.cpu_count(),
                                                 "torch": torch.__version__, "threads": torch.get_num_threads()})
     with tempfile.TemporaryDirectory() as scratch:
         set_path = Path(scratch) / "set.pt"
@@ -203,7 +215,7 @@ def main() -> None:
             key = f"pair{run}"
             if key in results:
                 continue
-            pair = {side: run_side(side, run, args.epochs, set_path, args.reference)
+            pair = {side: run_side(side, run, args.epochs, set_path, args.reference, args.precision)
                     for side in ("securedd", "reference")}
             print(key, json.dumps(pair), flush=True)
             results[key] = pair

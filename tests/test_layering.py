@@ -17,7 +17,7 @@ SRC = Path(securedd.__file__).resolve().parent
 
 # lowest first; the same list as docs/architecture.md
 LAYERS: list[set[str]] = [
-    {"version", "errors", "registry", "rng", "interrupt", "profiling", "config", "store"},  # foundation
+    {"version", "errors", "registry", "rng", "interrupt", "profiling", "precision", "config", "store"},  # foundation
     {"data"},
     {"models", "artifacts"},
     {"training", "secure", "visualize", "presets"},

@@ -121,6 +121,7 @@ def evaluate(
     dsa: bool | None = None,
     cutmix: float | None = None,
     compile: bool | None = None,
+    precision: str | None = None,
     config: EvalConfig | None = None,
     data_root: str | Path | None = None,
     test: RealData | None = None,
@@ -142,18 +143,20 @@ def evaluate(
     is the SGD learning rate). A multi-formation artifact (IDC) is decoded first, as its
     ``decoder`` metadata says. Keyword arguments override the matching ``config`` fields
     (``cutmix=0`` turns CutMix off; ``compile`` forces compiled training on or off, where
-    ``None`` keeps the config's choice, by default automatic).
+    ``None`` keeps the config's choice, by default automatic; ``precision="bf16"`` trains and
+    scores in bfloat16 mixed precision, :mod:`securedd.precision`).
 
     Raises:
         MismatchError: the artifact does not fit the test data or model.
         ArtifactError: its evaluation metadata names an unknown protocol or fields.
     """
     check_device(device)
-    art = artifact if isinstance(artifact, Artifact) else load_artifact(artifact)
     cfg = config or EvalConfig()
     overrides: dict[str, Any] = {"models": tuple(models) if models else None, "runs": runs, "epochs": epochs,
-                                 "dsa": dsa, "cutmix": cutmix, "compile": compile}
+                                 "dsa": dsa, "cutmix": cutmix, "compile": compile,
+                                 "precision": precision}
     cfg = dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    art = artifact if isinstance(artifact, Artifact) else load_artifact(artifact)
     spec = art.spec
     if test is None:
         test = load_dataset(spec.name, "test", root=data_root, spec=spec, skip_bad_images=skip_bad_images)

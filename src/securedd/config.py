@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 import tomli_w
 
 from securedd.errors import ConfigError, did_you_mean
+from securedd.precision import check_precision
 
 __all__ = [
     "Bound",
@@ -170,6 +171,8 @@ class EvalConfig:
     others: none); a number sets the CutMix probability. ``compile=None`` (auto) trains
     through ``torch.compile`` when the work pays back the compilation
     (:func:`securedd.training.compiled.worth_compiling`); ``True``/``False`` force it.
+    ``precision`` is ``fp32`` (the protocol) or ``bf16`` mixed precision
+    (:mod:`securedd.precision`: about twice as fast on CPUs with bfloat16 instructions).
     """
 
     models: tuple[str, ...] = ("convnet",)
@@ -183,6 +186,10 @@ class EvalConfig:
     dsa_strategy: str | None = None
     cutmix: float | None = None
     compile: bool | None = None
+    precision: str = field(default="fp32", metadata={"omit_default": True})
+
+    def __post_init__(self) -> None:
+        check_precision(self.precision, "eval.precision")
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """Command-line smoke tests: every subcommand, its --help examples, and its errors."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,10 @@ def test_evaluate_prints_table_and_writes_json(tmp_path: Path, capsys):
     assert code == 0 and "| convnet_tiny | 2 |" in out and "| mlp | 2 |" in out and "augmentation off" in out
     assert "per-class results, mlp:" in out and "| accuracy (%) |" in out
     assert (tmp_path / "e.json").is_file()
+    code, out, _ = run(capsys, "evaluate", str(art), "--models", "mlp", "--runs", "1", "--epochs", "2", "--no-dsa",
+                       "--precision", "bf16", "--json", str(tmp_path / "b.json"), "--quiet")
+    assert code == 0 and "augmentation off, bf16" in out
+    assert json.loads((tmp_path / "b.json").read_text())["protocol"]["precision"] == "bf16"
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ from pathlib import Path
 from securedd.api import evaluate
 from securedd.cli.common import add_data_flags, echo, examples
 from securedd.cli.trust import add_signature_flags, load_checked
+from securedd.precision import PRECISIONS
 from securedd.store import atomic_write_bytes, check_output
 
 
@@ -21,6 +22,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             "securedd evaluate digits.safetensors --runs 3",
             "securedd evaluate x.safetensors --models convnet,resnet18 --runs 5 --data-root ~/data",
             "securedd evaluate digits.safetensors --no-dsa --epochs 300 --json eval.json",
+            "securedd evaluate cifar10.safetensors --precision bf16 --data-root ~/data",
             "securedd evaluate x.safetensors --public sender.pub.pem --require-signature",
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -35,6 +37,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="train and score through torch.compile (default: when the work pays back the one-off "
                         "compilation, e.g. CIFAR-10 IPC 10 at 1000 epochs)")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                   help="fp32 (the protocol, default) or bf16 mixed precision: about twice as fast on CPUs with "
+                        "bfloat16 instructions (AVX512-BF16, AMX), slower on others")
     p.add_argument("--seed", type=int, default=0, help="seed of the evaluation models")
     p.add_argument("--json", metavar="FILE", help="also write the full report as JSON")
     add_signature_flags(p)
@@ -51,12 +56,14 @@ def run(args: argparse.Namespace) -> int:
     echo(f"{args.artifact}: {art.method}, {art.spec.name}, {art.images.shape[0]} images "
          f"({art.ipc_accounting()['summary']}), sha256 {art.sha256[:16]}..., {checked.status}")
     report = evaluate(art, models=models, runs=args.runs, epochs=args.epochs, dsa=args.dsa, cutmix=args.cutmix,
-                      compile=args.compile, data_root=args.data_root, device=args.device or "cpu", seed=args.seed,
+                      compile=args.compile, precision=args.precision, data_root=args.data_root,
+                      device=args.device or "cpu", seed=args.seed,
                       progress=not args.quiet, skip_bad_images=args.skip_bad_images)
     p = report.protocol
     cutmix = f", CutMix p={p['cutmix_prob']}" if p.get("cutmix_prob") else ""
     echo(f"protocol: {p['epochs']} epochs, lr {p['lr']}, batch {p['batch_size']}, "
-         f"augmentation {p['dsa_strategy'] or 'off'}{cutmix}{', compiled' if p.get('compile') else ''}")
+         f"augmentation {p['dsa_strategy'] or 'off'}{cutmix}{', compiled' if p.get('compile') else ''}"
+         f"{', ' + p['precision'] if p.get('precision', 'fp32') != 'fp32' else ''}")
     echo(report.to_markdown())
     echo("")
     echo(report.per_class_markdown())

@@ -194,7 +194,7 @@ def evaluate_set(
                 bar.update(settings.epochs)
             else:
                 train_model(model, images, labels, settings, gen, on_epoch=lambda epoch, net: _tick(bar))
-            score = score_model(model, test, compile=compiled)
+            score = score_model(model, test, compile=compiled, precision=settings.precision)
             report.scores.append(ModelScore(score.accuracy, score.loss, score.per_class_accuracy,
                                             score.per_class_loss, time.perf_counter() - start))
             bar.set_postfix(model=f"{name} {run + 1}/{runs}", acc=f"{score.accuracy:.2f}")

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from securedd.data.spec import RealData
+from securedd.precision import autocast
 from securedd.profiling import phase
 from securedd.training.compiled import CompiledForward
 
@@ -38,10 +39,11 @@ def inference_batch(images: torch.Tensor) -> int:
 
 @torch.no_grad()
 def score_model(model: torch.nn.Module, test: RealData, batch_size: int | None = None, *,
-                compile: bool = False) -> ModelScore:
+                compile: bool = False, precision: str = "fp32") -> ModelScore:
     """Accuracy and loss on ``test``, overall and per class (batches of :func:`inference_batch` by default).
 
-    ``compile`` runs the forward passes through ``torch.compile`` (the same scores up to float rounding).
+    ``compile`` runs the forward passes through ``torch.compile`` (the same scores up to float rounding);
+    ``precision`` ``bf16`` runs them under bfloat16 autocast (:mod:`securedd.precision`).
     """
     model.eval()
     batch_size = batch_size or inference_batch(test.images)
@@ -50,7 +52,8 @@ def score_model(model: torch.nn.Module, test: RealData, batch_size: int | None =
     losses, correct = [], []
     with phase("scoring"):
         for start in range(0, len(test), batch_size):
-            logits = forward(test.images[start : start + batch_size])
+            with autocast(precision, test.images.device.type):
+                logits = forward(test.images[start : start + batch_size]).float()
             y = test.labels[start : start + batch_size]
             losses.append(F.cross_entropy(logits, y, reduction="none"))
             correct.append((logits.argmax(1) == y).double())

@@ -41,10 +41,11 @@ class TrainSettings:
     IDC's evaluation does; 0 (the default) leaves training exactly as without it.
     ``chunk``: a batch's gradient is summed over pieces of at most this many images (0:
     whole batches), the same gradient up to float rounding and faster on a CPU; models with
-    batch norm, and CutMix batches, always go through whole. ``lr_drop``: divide the
+    batch norm, CutMix batches and ``bf16`` training always go through whole. ``lr_drop``: divide the
     learning rate by 10 once, after half the epochs (the protocol); ``False`` keeps it.
     ``compile``: train and score through ``torch.compile`` (:mod:`securedd.training.compiled`);
     ``None`` (auto) compiles when the work is large enough to pay back the compilation.
+    ``precision``: ``fp32`` (the protocol) or ``bf16`` mixed precision (:mod:`securedd.precision`).
     """
 
     epochs: int = EPOCHS_WITH_DSA
@@ -58,6 +59,7 @@ class TrainSettings:
     chunk: int = 16
     lr_drop: bool = True
     compile: bool | None = None
+    precision: str = "fp32"
 
 
 def eval_settings(cfg: EvalConfig, dsa_strategy: str, *, hint_dsa_strategy: str | None = None,
@@ -73,4 +75,4 @@ def eval_settings(cfg: EvalConfig, dsa_strategy: str, *, hint_dsa_strategy: str 
     cutmix = cfg.cutmix if cfg.cutmix is not None else float(cutmix_prob if cutmix_prob is not None else 0.0)
     beta = float(cutmix_beta if cutmix_beta is not None else 1.0)
     return TrainSettings(epochs, cfg.lr, cfg.momentum, cfg.weight_decay, cfg.batch_size, strategy, cutmix, beta,
-                         compile=cfg.compile)
+                         compile=cfg.compile, precision=cfg.precision)
