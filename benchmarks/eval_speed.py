@@ -202,7 +202,7 @@ def main() -> None:
         return
     if results.get("epochs", args.epochs) != args.epochs:
         p.error(f"{args.out} holds {results['epochs']}-epoch pairs; pass --out for another budget")
-    if results.get("precision", "fp32") != args.precision:
+    if any(key.startswith("pair") for key in results) and results.get("precision", "fp32") != args.precision:
         p.error(f"{args.out} holds securedd {results.get('precision', 'fp32')} pairs; pass --out for {args.precision}")
     import torch
 

@@ -17,6 +17,8 @@ wall time for every key.
 Usage:
     python benchmarks/time_to_accuracy.py --dataset mnist --ipc 10 --method dm --snapshots 10,20
     python benchmarks/time_to_accuracy.py --dataset cifar10 --ipc 10 --method dm --snapshots 30,60,120
+    python benchmarks/time_to_accuracy.py --method dm --snapshots 15,20,25 \
+        --override 'method.compile=true' --override 'method.precision="bf16"' --eval-precision bf16
     python benchmarks/time_to_accuracy.py --plot
 """
 
@@ -89,12 +91,12 @@ def evaluate(args: argparse.Namespace, path: Path) -> dict:
     saved = torch.load(path)
     start = time.perf_counter()
     report = evaluate_set(saved["images"], saved["labels"], test, runs=args.runs, seed=0, progress=False,
-                          settings=eval_settings(EvalConfig(), test.spec.dsa_strategy))
+                          settings=eval_settings(EvalConfig(precision=args.eval_precision), test.spec.dsa_strategy))
     arch = report.archs[0]
     return {"iterations": saved["iterations"], "distill_minutes": round(saved["minutes"], 2),
             "eval_wall_s": round(time.perf_counter() - start, 1), "accuracies": [round(a, 2) for a in arch.accuracies],
             "accuracy_mean": round(arch.mean, 2), "accuracy_std": round(arch.std, 2),
-            "compiled": report.protocol["compile"]}
+            "compiled": report.protocol["compile"], "precision": report.protocol["precision"]}
 
 
 def plot(results: dict, out: Path) -> None:
@@ -131,6 +133,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--runs", type=int, default=3, help="fresh models per snapshot")
     p.add_argument("--override", action="append", default=[], help="extra KEY=VALUE run-config override")
+    p.add_argument("--eval-precision", choices=("fp32", "bf16"), default="fp32",
+                   help="the evaluation's arithmetic (fp32: the protocol; bf16: mixed precision)")
     p.add_argument("--data-root", default=os.environ.get("SECUREDD_DATA"))
     p.add_argument("--work", type=Path, default=HERE / "work" / "time_to_accuracy", help="where snapshots are kept")
     p.add_argument("--out", type=Path, default=RESULTS)
@@ -145,6 +149,8 @@ def main() -> None:
         key += "|" + ",".join(args.override)
     work = args.work / key.replace("|", "_").replace("=", "").replace(",", "_")
     work.mkdir(parents=True, exist_ok=True)
+    if args.eval_precision != "fp32":  # the same snapshots, evaluated another way: their own entry
+        key += f"|eval={args.eval_precision}"
     entry = results.setdefault(key, {"snapshots": {}})
     if not all((work / f"snapshot_{m:g}.pt").exists() for m in args.snapshots):
         entry["machine"] = {"cpu": cpu_model(), "cores": os.cpu_count(), "load_1min_before": os.getloadavg()[0]}
