@@ -21,6 +21,7 @@ Each timing is the median of ``--repeats`` runs after two warm-up runs. Results 
 Usage:
     python benchmarks/roofline.py
     python benchmarks/roofline.py --threads 1 --repeats 5
+    python benchmarks/roofline.py --threads 2 --precision bf16   # bfloat16 peak and autocast steps
 """
 
 from __future__ import annotations
@@ -52,10 +53,11 @@ def _median_seconds(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]
     return statistics.median(times)
 
 
-def peak_gflops(threads: int, n: int, repeats: int) -> float:
-    """Sustained fp32 GFLOP/s of an n x n matrix product on ``threads`` threads."""
+def peak_gflops(threads: int, n: int, repeats: int, precision: str = "fp32") -> float:
+    """Sustained GFLOP/s of an n x n matrix product on ``threads`` threads, in fp32 or bf16."""
     torch.set_num_threads(threads)
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
     return 2 * n**3 / _median_seconds(lambda: torch.mm(a, b), repeats) / 1e9
 
 
@@ -79,8 +81,10 @@ def step_flops(net: torch.nn.Module, shape: tuple[int, int, int], batch: int) ->
     return sum(f * (2 if first else 3) for f, first in layers)
 
 
-def step_gflops(shape: tuple[int, int, int], batch: int, chunk: int, threads: int, repeats: int) -> dict:
+def step_gflops(shape: tuple[int, int, int], batch: int, chunk: int, threads: int, repeats: int,
+                precision: str = "fp32") -> dict:
     from securedd.models import create_model
+    from securedd.precision import autocast
 
     torch.set_num_threads(threads)
     gen = torch.Generator().manual_seed(0)
@@ -92,7 +96,9 @@ def step_gflops(shape: tuple[int, int, int], batch: int, chunk: int, threads: in
     def step() -> None:
         opt.zero_grad(set_to_none=True)
         for piece in torch.split(torch.arange(batch), chunk or batch):
-            loss_fn(net(x[piece]), y[piece]).backward()
+            with autocast(precision, "cpu"):
+                logits = net(x[piece])
+            loss_fn(logits.float(), y[piece]).backward()
         opt.step()
 
     seconds = _median_seconds(step, repeats)
@@ -105,19 +111,21 @@ def main() -> None:
     ap.add_argument("--threads", type=int, nargs="+", default=[os.cpu_count() or 1, 1])
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--matrix", type=int, default=4096, help="side of the square matrices of the peak")
+    ap.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                    help="bf16: the peak of a bfloat16 product, and the steps under bfloat16 autocast")
     ap.add_argument("--results", type=Path, default=RESULTS)
     args = ap.parse_args()
     results = load_results(args.results)
     machine = {"cpu": cpu_model(), "cores": os.cpu_count(), "load_average_at_start": os.getloadavg(),
                "torch": torch.__version__}
     for threads in args.threads:
-        key = f"threads={threads}"
-        entry: dict = {"machine": machine, "peak_gflops": round(peak_gflops(threads, args.matrix, args.repeats), 2),
-                       "steps": {}}
+        key = f"threads={threads}" + ("" if args.precision == "fp32" else f"|{args.precision}")
+        peak = peak_gflops(threads, args.matrix, args.repeats, args.precision)
+        entry: dict = {"machine": machine, "peak_gflops": round(peak, 2), "steps": {}}
         for name, shape in SHAPES.items():
             for batch in BATCHES:
                 for chunk in (0, CHUNK) if batch > CHUNK else (0,):
-                    step = step_gflops(shape, batch, chunk, threads, args.repeats)
+                    step = step_gflops(shape, batch, chunk, threads, args.repeats, args.precision)
                     step["share_of_peak"] = round(step["gflops"] / entry["peak_gflops"], 3)
                     entry["steps"][f"{name}|batch={batch}|{'chunk=' + str(chunk) if chunk else 'whole'}"] = step
                     print(f"{key:<10} {name:<8} batch {batch:>3} {'chunk ' + str(chunk) if chunk else 'whole':<9}"

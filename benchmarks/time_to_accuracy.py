@@ -99,20 +99,29 @@ def evaluate(args: argparse.Namespace, path: Path) -> dict:
             "compiled": report.protocol["compile"], "precision": report.protocol["precision"]}
 
 
+def _label(key: str) -> str:
+    """A legend line for a results key: method, dataset, IPC and the precisions of the two stages."""
+    method, dataset, ipc = key.split("|")[:3]
+    distil = "bf16" if 'precision="bf16"' in key else "fp32"
+    evaluate = key.rpartition("|eval=")[2] if "|eval=" in key else "fp32"
+    return f"{method.upper()} {dataset} {ipc.replace('=', ' ')}: distil {distil}, evaluate {evaluate}"
+
+
 def plot(results: dict, out: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(7, 4.5))
     for key, entry in results.items():
         points = sorted(entry.get("snapshots", {}).values(), key=lambda s: s["distill_minutes"])
         if not points:
             continue
         total = [s["distill_minutes"] + s["eval_wall_s"] / 60 for s in points]
         ax.errorbar(total, [s["accuracy_mean"] for s in points], yerr=[s["accuracy_std"] for s in points],
-                    marker="o", capsize=3, label=key)
+                    marker="o", capsize=3, label=_label(key))
+    ax.axvline(30, color="grey", linestyle=":", linewidth=1)
     ax.set_xlabel("wall minutes: distillation + evaluation (3 models, 1000 epochs)")
     ax.set_ylabel("test accuracy (%)")
     ax.grid(alpha=0.3)

@@ -150,3 +150,42 @@ def test_list_presets_command(capsys):
     assert main(["list", "presets", "--method", "dc"]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith(("dc ", "dm ", "dsa "))]
     assert len(rows) == 15 and all(r.startswith("dc ") for r in rows)
+
+
+def test_the_fast_profile_ships_its_measured_entry():
+    assert "fast/*.toml" in tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"]["securedd.presets"]
+    fast = list_presets(profile="fast")
+    assert fast and all(p.profile == "fast" and p.name.startswith("fast:") for p in fast)
+    entry = find_preset("dm", "mnist", 10, profile="fast")
+    assert entry is not None and entry.source == "securedd/presets/fast/dm.toml"
+    cfg = entry.config()
+    assert (cfg.method.params["precision"], cfg.method.params["compile"]) == ("bf16", True)
+    assert find_preset("dm", "mnist", 10).values["method"]["iterations"] == 20_000  # the published one is untouched
+    with pytest.raises(UnknownNameError, match="unknown preset profile 'quick'"):
+        list_presets(profile="quick")
+
+
+def test_distill_fast_picks_the_method_and_lets_flags_win():
+    cfg, preset = _resolve("--dataset", "mnist", "--ipc", "10", "--fast")
+    assert preset is not None and preset.name == "fast:dm/mnist/ipc10"
+    assert cfg.method.name == "dm" and cfg.method.params["precision"] == "bf16"
+    cfg, _ = _resolve("--dataset", "mnist", "--ipc", "10", "--fast", "method.iterations=7", "--seed", "3")
+    assert (cfg.method.iterations, cfg.seed) == (7, 3)
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--dataset", "svhn", "--fast"], "the fast profile has no entry for svhn (entries: fast:dm/mnist/ipc10"),
+    (["--dataset", "mnist", "--method", "dsa", "--fast"], "no entry for dsa on mnist"),
+    (["--dataset", "mnist", "--fast", "--no-preset"], "drop --config and --no-preset, or drop --fast"),
+])
+def test_distill_fast_refuses_what_it_cannot_honour(argv, words):
+    with pytest.raises(ConfigError, match=words.replace("(", r"\(")):
+        _resolve(*argv)
+
+
+def test_list_presets_fast(capsys):
+    assert main(["list", "presets", "--fast"]) == 0
+    out = capsys.readouterr().out
+    assert "dm      mnist    ipc10" in out and "precision=bf16" in out
+    assert "--fast" in out

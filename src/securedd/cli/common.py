@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -10,7 +11,8 @@ import tomli_w
 
 from securedd.config import RunConfig, apply_overrides, load_config
 from securedd.distill.base import method_settings
-from securedd.presets import Preset, find_preset
+from securedd.errors import ConfigError
+from securedd.presets import Preset, find_preset, list_presets
 
 __all__ = ["add_data_flags", "add_run_flags", "build_config", "echo", "examples", "print_config", "resolve_config"]
 
@@ -59,16 +61,37 @@ def resolve_config(args: argparse.Namespace) -> tuple[RunConfig, Preset | None]:
 
     Without ``--config`` (and without ``--no-preset``, on subcommands that have it), the
     preset of the requested method, dataset and IPC (``securedd list presets``; nearest IPC
-    when there is no exact entry) is the base; the overrides and flags go over it.
+    when there is no exact entry) is the base; the overrides and flags go over it. With
+    ``--fast`` the fast profile's entry for the dataset is (its method, unless one is named).
     """
     overrides = _overrides(args)
     config_file = getattr(args, "config", None)
+    if getattr(args, "fast", False):
+        return _fast_config(args, overrides)
     cfg = apply_overrides(load_config(config_file), overrides)
     if config_file is not None or getattr(args, "no_preset", True):
         return cfg, None
     preset = find_preset(cfg.method.name, cfg.data.name, cfg.method.ipc)
     if preset is None:
         return cfg, None
+    return apply_overrides(preset.config(), overrides), preset
+
+
+def _fast_config(args: argparse.Namespace, overrides: list[str]) -> tuple[RunConfig, Preset]:
+    """``--fast``: the fast profile's entry for the dataset and IPC, its method unless one is named."""
+    if getattr(args, "config", None) is not None or getattr(args, "no_preset", False):
+        raise ConfigError("--fast starts from the fast preset profile; drop --config and --no-preset, or drop --fast")
+    cfg = apply_overrides(RunConfig(), overrides)
+    named = any(o.partition("=")[0].strip() == "method.name" for o in overrides)
+    entries = [p for p in list_presets(profile="fast") if p.dataset == cfg.data.name and (not named or
+                                                                                         p.method == cfg.method.name)]
+    if not entries:
+        known = ", ".join(p.name for p in list_presets(profile="fast")) or "none"
+        which = f"{cfg.method.name} on {cfg.data.name}" if named else cfg.data.name
+        raise ConfigError(f"the fast profile has no entry for {which} (entries: {known}); drop --fast to start "
+                          "from the published settings")
+    nearest = min(entries, key=lambda p: (abs(p.ipc - cfg.method.ipc), p.ipc))
+    preset = dataclasses.replace(nearest, requested_ipc=cfg.method.ipc if nearest.ipc != cfg.method.ipc else None)
     return apply_overrides(preset.config(), overrides), preset
 
 

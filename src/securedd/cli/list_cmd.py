@@ -31,16 +31,17 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                                    "method presets.",
                        epilog=examples("securedd list methods", "securedd list models", "securedd list datasets",
                                        "securedd list attacks", "securedd list defences", "securedd list presets",
-                                       "securedd list presets --method dsa"),
+                                       "securedd list presets --method dsa", "securedd list presets --fast"),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("what", choices=sorted(CHOICES), help="what to list")
     p.add_argument("--method", help="with presets: only this method's")
+    p.add_argument("--fast", action="store_true", help="with presets: the fast profile's entries (distill --fast)")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.what == "presets":
-        return _presets(args.method)
+        return _presets(args.method, "fast" if args.fast else "published")
     registry = KINDS[args.what]
     width = max(len(n) for n in registry.names())
     for name in registry.names():
@@ -52,13 +53,17 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _presets(method: str | None) -> int:
+def _presets(method: str | None, profile: str) -> int:
     rows = [(p.method, p.dataset, f"ipc{p.ipc}", " ".join(f"{k}={v}" for k, v in p.values["method"].items()))
-            for p in list_presets(method)]
+            for p in list_presets(method, profile=profile)]
     head = ("method", "dataset", "ipc", "method settings")
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(3)]
     for row in [head, *rows]:
         echo("  ".join(f"{cell:<{w}}" for cell, w in zip(row, widths, strict=False)) + "  " + row[3])
-    echo("\nsecuredd distill --dataset D --method M --ipc N picks the matching preset (nearest IPC if none); "
-         "flags and key=value overrides win over it, --no-preset turns it off.")
+    if profile == "fast":
+        echo("\nsecuredd distill --dataset D --ipc N --fast starts from the matching entry (nearest IPC if none); "
+             "flags and key=value overrides win over it.")
+    else:
+        echo("\nsecuredd distill --dataset D --method M --ipc N picks the matching preset (nearest IPC if none); "
+             "flags and key=value overrides win over it, --no-preset turns it off; --fast picks the fast profile.")
     return 0

@@ -14,6 +14,12 @@ One TOML file per method ships inside this package, ``<method>.toml`` (``dc.toml
     [mnist.ipc10]            # [<dataset>.ipc<N>]: one dataset at N images per class
     lr_img = 0.1
 
+Two profiles ship: ``published`` (the files above: each paper's own settings) and ``fast``
+(``fast/<method>.toml``, the same format: the method and budget that measured best within
+30 minutes of distillation on a 2-core CPU, ``benchmarks/time_to_accuracy.py``; only the
+datasets and IPCs measured have an entry). ``securedd distill --fast`` starts from the
+fast profile.
+
 The loader knows no method's settings: ``method.*`` keys are handed to the method, whose
 ``parse_params`` validates them when a run starts. It checks everything else: TOML syntax,
 dataset names, table names, ``model``, ``eval.*`` and ``iterations``/``checkpoint_every``.
@@ -47,7 +53,10 @@ from typing import Any
 from securedd.config import MethodConfig, RunConfig, config_from_dict, config_to_dict
 from securedd.errors import ConfigError, UnknownNameError, did_you_mean
 
-__all__ = ["Preset", "find_preset", "list_presets", "load_preset_file", "preset_methods"]
+__all__ = ["PROFILES", "Preset", "find_preset", "list_presets", "load_preset_file", "preset_methods"]
+
+PROFILES = ("published", "fast")
+"""The preset profiles: the papers' settings, and the fastest measured route to a good set."""
 
 _IPC_TABLE = re.compile(r"ipc([1-9][0-9]*)")
 _RUN_KEYS = ("model",)  # plain keys of a setting that are run settings, not method settings
@@ -67,6 +76,7 @@ class Preset:
         source: where the file is, for messages (``securedd/presets/dc.toml``).
         requested_ipc: the IPC asked for, when :func:`find_preset` fell back to the
             nearest entry; ``None`` when the entry is exact.
+        profile: one of :data:`PROFILES`.
     """
 
     method: str
@@ -75,11 +85,12 @@ class Preset:
     values: Mapping[str, Any]
     source: str
     requested_ipc: int | None = None
+    profile: str = "published"
 
     @property
     def name(self) -> str:
-        """``method/dataset/ipcN`` of the entry."""
-        return f"{self.method}/{self.dataset}/ipc{self.ipc}"
+        """``method/dataset/ipcN`` of the entry (``fast:`` in front for the fast profile)."""
+        return ("" if self.profile == "published" else f"{self.profile}:") + f"{self.method}/{self.dataset}/ipc{self.ipc}"
 
     @property
     def nearest(self) -> bool:
@@ -157,7 +168,7 @@ def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def load_preset_file(path: str | Path, *, source: str | None = None) -> list[Preset]:
+def load_preset_file(path: str | Path, *, source: str | None = None, profile: str = "published") -> list[Preset]:
     """Read and check one preset file; return its entries sorted by dataset and IPC.
 
     The method is the file's name (``dm.toml`` holds ``dm`` presets). Method settings are
@@ -197,7 +208,7 @@ def load_preset_file(path: str | Path, *, source: str | None = None) -> list[Pre
             if match is None or not isinstance(table, Mapping):
                 raise ConfigError(f"preset file '{source}': [{dataset}.{name}] is not a setting table; {hint}")
             values = _merge(base, _split_setting(table, f"{dataset}.{name}", source))
-            preset = Preset(method, dataset, int(match.group(1)), values, source)
+            preset = Preset(method, dataset, int(match.group(1)), values, source, profile=profile)
             preset.config()  # checks model, eval.* and the method's loop fields now, naming the file
             presets.append(preset)
     return sorted(presets, key=lambda p: (p.dataset, p.ipc))
@@ -207,40 +218,54 @@ def _shipped() -> Traversable:
     return resources.files(__name__)
 
 
-def _folder_files(root: str | Path | None) -> dict[str, tuple[Path | Traversable, str]]:
-    """``method -> (file, source label)`` of the preset files in ``root`` (default: the shipped ones)."""
-    folder = _shipped() if root is None else Path(root)
+def _check_profile(profile: str) -> None:
+    if profile not in PROFILES:
+        raise UnknownNameError(f"unknown preset profile '{profile}'.{did_you_mean(profile, PROFILES)} "
+                               f"Profiles: {', '.join(PROFILES)}.")
+
+
+def _folder_files(root: str | Path | None, profile: str = "published") -> dict[str, tuple[Path | Traversable, str]]:
+    """``method -> (file, source label)`` of the preset files of ``profile`` in ``root`` (default: the
+    shipped ones); the fast profile's files are in the ``fast`` sub-folder."""
+    _check_profile(profile)
+    folder: Path | Traversable = _shipped() if root is None else Path(root)
+    sub = "" if profile == "published" else f"{profile}/"
+    if sub:
+        folder = folder / profile
+        if not folder.is_dir():
+            return {}
     files = {}
     for entry in folder.iterdir():
         if entry.name.endswith(".toml") and entry.is_file():
-            label = f"securedd/presets/{entry.name}" if root is None else str(entry)
+            label = f"securedd/presets/{sub}{entry.name}" if root is None else str(entry)
             files[entry.name[: -len(".toml")].lower()] = (entry, label)
     return files
 
 
 @functools.cache
-def _load(method: str, root: str | None) -> tuple[Preset, ...]:
-    files = _folder_files(root)
+def _load(method: str, root: str | None, profile: str = "published") -> tuple[Preset, ...]:
+    files = _folder_files(root, profile)
     if method not in files:
         return ()
     entry, label = files[method]
     with resources.as_file(entry) as path:
-        return tuple(load_preset_file(path, source=label))
+        return tuple(load_preset_file(path, source=label, profile=profile))
 
 
-def preset_methods(*, root: str | Path | None = None) -> list[str]:
-    """Methods that have a preset file (in ``root``; default: the files shipped with securedd)."""
-    return sorted(_folder_files(root))
+def preset_methods(*, root: str | Path | None = None, profile: str = "published") -> list[str]:
+    """Methods that have a preset file of ``profile`` (in ``root``; default: the files shipped with securedd)."""
+    return sorted(_folder_files(root, profile))
 
 
-def list_presets(method: str | None = None, *, root: str | Path | None = None) -> list[Preset]:
-    """Every preset entry (of ``method``, or of all methods), sorted by method, dataset and IPC.
+def list_presets(method: str | None = None, *, root: str | Path | None = None,
+                 profile: str = "published") -> list[Preset]:
+    """Every preset entry of ``profile`` (of ``method``, or of all methods), sorted by method, dataset and IPC.
 
     Raises:
-        UnknownNameError: ``method`` has no preset file.
+        UnknownNameError: ``method`` has no preset file, or ``profile`` is unknown.
         ConfigError: a preset file is malformed.
     """
-    methods = preset_methods(root=root)
+    methods = preset_methods(root=root, profile=profile)
     if method is not None:
         if method.lower() not in methods:
             raise UnknownNameError(
@@ -249,10 +274,11 @@ def list_presets(method: str | None = None, *, root: str | Path | None = None) -
             )
         methods = [method.lower()]
     key = None if root is None else str(root)
-    return [p for m in methods for p in _load(m, key)]
+    return [p for m in methods for p in _load(m, key, profile)]
 
 
-def find_preset(method: str, dataset: str, ipc: int, *, root: str | Path | None = None) -> Preset | None:
+def find_preset(method: str, dataset: str, ipc: int, *, root: str | Path | None = None,
+                profile: str = "published") -> Preset | None:
     """The preset of ``method`` on ``dataset`` at ``ipc``, or ``None`` when there is none.
 
     An IPC without an entry gets the entry of the nearest IPC of that dataset (ties go to
@@ -262,8 +288,9 @@ def find_preset(method: str, dataset: str, ipc: int, *, root: str | Path | None 
     Raises:
         ConfigError: the method's preset file is malformed.
     """
+    _check_profile(profile)
     key = None if root is None else str(root)
-    entries = [p for p in _load(method.lower(), key) if p.dataset == dataset.lower()]
+    entries = [p for p in _load(method.lower(), key, profile) if p.dataset == dataset.lower()]
     if not entries:
         return None
     best = min(entries, key=lambda p: (abs(p.ipc - ipc), p.ipc))
