@@ -65,8 +65,8 @@ def train_model(
     dsa = DSA(settings.dsa_strategy) if settings.dsa_strategy else None
     cutmix = CutMix(settings.cutmix_prob, settings.cutmix_beta) if settings.cutmix_prob > 0 else None
     n = images.shape[0]
-    # bf16 kernels run best on whole batches (CIFAR-10, 100 images: 76 ms an epoch whole, 83 in
-    # pieces of 50, 164 for fp32 in its best pieces of 16; benchmarks/eval_speed.py)
+    # bf16 trains whole batches: in short trials on a CPU, compiled bf16 epochs in pieces of 16
+    # (fp32's best) were slower than whole ones (benchmarks/eval_speed.py times the whole-batch rule)
     whole = has_batch_norm(model) or cutmix is not None or settings.precision == "bf16"
     chunk = 0 if whole else settings.chunk
     compiled: Callable[[torch.Tensor], torch.Tensor] = (
