@@ -43,7 +43,7 @@ class DMParams:
     class in pieces of at most this many (0: whole classes); the loss is the same up to
     float rounding, and on a CPU pieces whose activations fit the caches are much faster.
     ``precision`` ``bf16`` embeds both sides under bfloat16 autocast (:mod:`securedd.precision`;
-    the means and the loss stay fp32): faster on CPUs with bfloat16 instructions, and a
+    the means and the loss in the images' precision): faster on CPUs with bfloat16 instructions, and a
     different method run from fp32's (``benchmarks/time_to_accuracy.py`` measures what it keeps).
     """
 
@@ -167,7 +167,7 @@ class DMMethod(Method[DMParams]):
         if not isinstance(net, Embedder):
             raise ConfigError(f"dm needs a network with penultimate features (embed); {type(net).__name__} has none")
         with torch.no_grad(), autocast(self.params.precision, ctx.device.type):
-            means = class_means(lambda x: self.real_embed(net, x), real, joint, chunk).float()
+            means = class_means(lambda x: self.real_embed(net, x), real, joint, chunk).to(real[0].dtype)
         signal = ctx.hooks.real_signal(RealSignal("embedding", (means,), tuple(range(ctx.spec.num_classes))))
         yield self.match(signal, lambda x: self.syn_embed(net, x), fake, joint)
 
@@ -176,7 +176,7 @@ class DMMethod(Method[DMParams]):
         """The matching step: squared distance between the real class means and the synthetic ones."""
         (means,) = signal.values
         with autocast(self.params.precision, means.device.type):
-            fake_means = class_means(embed, fake, joint, self.params.chunk).float()
+            fake_means = class_means(embed, fake, joint, self.params.chunk).to(means.dtype)
         if signal.mixing is not None:  # a hook mixed the real class means: mix the synthetic ones alike
             fake_means = signal.mixing.to(fake_means.dtype) @ fake_means
         return ((means - fake_means) ** 2).sum()

@@ -75,7 +75,7 @@ def train_model(
 
     def forward(x: torch.Tensor) -> torch.Tensor:
         with cast:
-            return compiled(x).float()
+            return compiled(x).to(x.dtype)  # bf16 logits back to the images' precision
 
     model.train()
     for epoch in range(settings.epochs):

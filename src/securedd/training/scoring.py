@@ -53,7 +53,8 @@ def score_model(model: torch.nn.Module, test: RealData, batch_size: int | None =
     with phase("scoring"):
         for start in range(0, len(test), batch_size):
             with autocast(precision, test.images.device.type):
-                logits = forward(test.images[start : start + batch_size]).float()
+                x = test.images[start : start + batch_size]
+                logits = forward(x).to(x.dtype)
             y = test.labels[start : start + batch_size]
             losses.append(F.cross_entropy(logits, y, reduction="none"))
             correct.append((logits.argmax(1) == y).double())
