@@ -49,7 +49,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from results_io import load_results, save_results  # noqa: E402
+from results_io import finish_accuracy_axes, load_results, save_figure, save_results  # noqa: E402
 from speed import MNIST_DSA, prepare_reference, reference_command, reference_script  # noqa: E402
 
 RESULTS = HERE / "results" / "accuracy.json"
@@ -208,13 +208,8 @@ def plot(results: dict, path: Path) -> None:
         if "random" in r:
             ax.axhline(r["random"]["mean"], color="grey", lw=1, ls=":", label="random real")
         ax.set_title(f"MNIST {method.upper()} IPC {ipc}" + (f", {runs} distillations" if runs > 1 else ""))
-        ax.set_xlabel("iterations")
-        ax.set_ylabel("test accuracy (%)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+        finish_accuracy_axes(ax, "iterations")
+    save_figure(fig, path)
 
 
 def main() -> None:

@@ -68,3 +68,18 @@ def seed_spread(results: dict, value: Callable[[dict], float | None], seed_prefi
                         f"{', '.join(f'{v:.2f}' for v in values)} | {statistics.mean(values):.2f} ± "
                         f"{statistics.stdev(values):.2f} |")
     return "\n".join(rows) if len(rows) > 2 else ""
+
+
+def finish_accuracy_axes(ax, xlabel: str, legend_size: int = 8) -> None:  # type: ignore[no-untyped-def]
+    """The accuracy plots' common axes: ``xlabel``, test accuracy on y, a light grid, a legend."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("test accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=legend_size)
+
+
+def save_figure(fig, path: Path, dpi: int = 110) -> None:  # type: ignore[no-untyped-def]
+    """Lay out ``fig`` and write it to ``path`` (its folder made if missing)."""
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)

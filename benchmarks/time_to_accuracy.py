@@ -33,7 +33,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from results_io import cpu_model, load_results, save_results  # noqa: E402
+from results_io import cpu_model, finish_accuracy_axes, load_results, save_figure, save_results  # noqa: E402
 
 RESULTS = HERE / "results" / "time_to_accuracy.json"
 FIGURE = HERE.parent / "docs" / "images" / "time_to_accuracy.png"
@@ -122,13 +122,8 @@ def plot(results: dict, out: Path) -> None:
         ax.errorbar(total, [s["accuracy_mean"] for s in points], yerr=[s["accuracy_std"] for s in points],
                     marker="o", capsize=3, label=_label(key))
     ax.axvline(30, color="grey", linestyle=":", linewidth=1)
-    ax.set_xlabel("wall minutes: distillation + evaluation (3 models, 1000 epochs)")
-    ax.set_ylabel("test accuracy (%)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
+    finish_accuracy_axes(ax, "wall minutes: distillation + evaluation (3 models, 1000 epochs)", legend_size=7)
+    save_figure(fig, out, dpi=120)
     print(f"wrote {out}")
 
 

@@ -10,7 +10,7 @@ from securedd.errors import ConfigError
 from securedd.evaluation import evaluate_set
 from securedd.models import create_model
 from securedd.precision import PRECISIONS, autocast, check_precision
-from securedd.training import TrainSettings, score_model, train_model
+from securedd.training import TrainSettings, score_model
 
 
 def test_only_known_precisions_are_accepted():
@@ -30,19 +30,11 @@ def test_fp32_leaves_arithmetic_alone_and_bf16_casts_products():
     assert (x @ x).dtype == torch.float32  # and only inside
 
 
-def _train(images, labels, precision: str) -> torch.nn.Module:
-    gen = torch.Generator().manual_seed(0)
-    model = create_model("convnet", (1, 8, 8), 10, generator=gen)
-    settings = TrainSettings(epochs=3, dsa_strategy="color_crop_cutout_scale_rotate", precision=precision)
-    return train_model(model, images, labels, settings, gen)
-
-
 @pytest.fixture(scope="module")
-def trained(digits_train):
-    images, labels = digits_train.images[:40], digits_train.labels[:40]
+def trained(train_small_convnet):
     start = create_model("convnet", (1, 8, 8), 10, generator=torch.Generator().manual_seed(0))
-    return {"start": start, "fp32": _train(images, labels, "fp32"), "bf16": _train(images, labels, "bf16"),
-            "bf16 again": _train(images, labels, "bf16")}
+    return {"start": start, "fp32": train_small_convnet(precision="fp32"), "bf16": train_small_convnet(precision="bf16"),
+            "bf16 again": train_small_convnet(precision="bf16")}
 
 
 def test_bf16_training_is_deterministic_and_keeps_fp32_weights(trained):

@@ -172,7 +172,7 @@ class EvalConfig:
     through ``torch.compile`` when the work pays back the compilation
     (:func:`securedd.training.compiled.worth_compiling`); ``True``/``False`` force it.
     ``precision`` is ``fp32`` (the protocol) or ``bf16`` mixed precision
-    (:mod:`securedd.precision`: about twice as fast on CPUs with bfloat16 instructions).
+    (:mod:`securedd.precision`: about 1.7x as fast on CPUs with bfloat16 instructions).
     """
 
     models: tuple[str, ...] = ("convnet",)

@@ -5,8 +5,7 @@ import pytest
 import torch
 
 from securedd.evaluation import evaluate_set
-from securedd.models import create_model
-from securedd.training import TrainSettings, score_model, train_model
+from securedd.training import TrainSettings, score_model
 from securedd.training.compiled import COMPILE_WORK, CompiledForward, resolve_compile, worth_compiling
 
 
@@ -20,18 +19,10 @@ def test_auto_compiles_only_work_that_pays_back_the_compilation():
     assert resolve_compile(False, torch.zeros(100, 3, 32, 32), 1000, 3) is False
 
 
-def _train(images, labels, compile_: bool, seed: int = 0) -> torch.nn.Module:
-    gen = torch.Generator().manual_seed(seed)
-    model = create_model("convnet", (1, 8, 8), 10, generator=gen)
-    settings = TrainSettings(epochs=3, dsa_strategy="color_crop_cutout_scale_rotate", compile=compile_)
-    return train_model(model, images, labels, settings, gen)
-
-
 @pytest.fixture(scope="module")
-def trained(digits_train):
-    images, labels = digits_train.images[:40], digits_train.labels[:40]
-    return {"eager": _train(images, labels, False), "compiled": _train(images, labels, True),
-            "compiled again": _train(images, labels, True)}
+def trained(train_small_convnet):
+    return {"eager": train_small_convnet(compile=False), "compiled": train_small_convnet(compile=True),
+            "compiled again": train_small_convnet(compile=True)}
 
 
 def test_compiled_training_is_deterministic(trained):

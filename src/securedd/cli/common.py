@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -90,8 +89,9 @@ def _fast_config(args: argparse.Namespace, overrides: list[str]) -> tuple[RunCon
         which = f"{cfg.method.name} on {cfg.data.name}" if named else cfg.data.name
         raise ConfigError(f"the fast profile has no entry for {which} (entries: {known}); drop --fast to start "
                           "from the published settings")
-    nearest = min(entries, key=lambda p: (abs(p.ipc - cfg.method.ipc), p.ipc))
-    preset = dataclasses.replace(nearest, requested_ipc=cfg.method.ipc if nearest.ipc != cfg.method.ipc else None)
+    method = min(entries, key=lambda p: (abs(p.ipc - cfg.method.ipc), p.ipc)).method  # the nearest entry's
+    preset = find_preset(method, cfg.data.name, cfg.method.ipc, profile="fast")
+    assert preset is not None  # entries holds one of this method's entries for the dataset
     return apply_overrides(preset.config(), overrides), preset
 
 

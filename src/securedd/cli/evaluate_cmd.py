@@ -38,7 +38,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="train and score through torch.compile (default: when the work pays back the one-off "
                         "compilation, e.g. CIFAR-10 IPC 10 at 1000 epochs)")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                   help="fp32 (the protocol, default) or bf16 mixed precision: about twice as fast on CPUs with "
+                   help="fp32 (the protocol, default) or bf16 mixed precision: about 1.7x as fast on CPUs with "
                         "bfloat16 instructions (AVX512-BF16, AMX), slower on others")
     p.add_argument("--seed", type=int, default=0, help="seed of the evaluation models")
     p.add_argument("--json", metavar="FILE", help="also write the full report as JSON")
