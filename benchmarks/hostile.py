@@ -66,7 +66,7 @@ class _Count(logging.Handler):
 
 def run_case(aggregator: str, attack: str, rounds: int, out: Path) -> tuple[object, dict]:
     from securedd.config import RunConfig, apply_overrides
-    from securedd.federated.apps import FederationSettings, Reply, client_train, run_in_process, run_server
+    from securedd.federated.apps import FederationSettings, answer, run_in_process, run_server
     from securedd.federated.hostile import Hostile
 
     hostile = None
@@ -81,12 +81,8 @@ def run_case(aggregator: str, attack: str, rounds: int, out: Path) -> tuple[obje
     settings = FederationSettings(cfg, clients=5, rounds=rounds, aggregator=aggregator, server_momentum=0.5,
                                   hostile=hostile, out=str(out), progress=False)
 
-    def without_worker_0(images: torch.Tensor, record: dict) -> tuple[int, list]:
-        replies = []
-        for node in range(1, 5):
-            new, metrics = client_train({"images": images.clone(), "config": record}, node)
-            replies.append(Reply(node, new, metrics["num-examples"], metrics["loss"]))
-        return 5, replies
+    def without_worker_0(images: torch.Tensor, record: dict) -> tuple[range, list]:
+        return range(5), [answer(node, images, record) for node in range(1, 5)]
 
     try:
         art = run_server(settings, without_worker_0) if attack == "absent" else run_in_process(settings)

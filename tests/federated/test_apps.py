@@ -9,7 +9,7 @@ from securedd.artifacts import load_artifact
 from securedd.config import RunConfig, apply_overrides
 from securedd.defences import make_defence
 from securedd.errors import ConfigError
-from securedd.federated.apps import FederationSettings, Reply, client_train, run_in_process, run_server
+from securedd.federated.apps import FederationSettings, Reply, answer, reply_echo, run_in_process, run_server
 
 
 def _settings(tmp_path, **kw) -> FederationSettings:
@@ -20,26 +20,24 @@ def _settings(tmp_path, **kw) -> FederationSettings:
 
 
 def _honest(images, record, clients=3):
-    replies = []
-    for node in range(clients):
-        new, metrics = client_train({"images": images, "config": record}, node)
-        replies.append(Reply(node, new, metrics["num-examples"], metrics["loss"]))
-    return replies
+    return [answer(node, images, record) for node in range(clients)]
 
 
 def test_bad_replies_are_refused_and_logged_never_averaged(tmp_path, caplog):
     def exchange(images, record):
         replies = _honest(images, record)
-        replies[1] = Reply(1, torch.full_like(images, float("nan")), 100.0, 0.0)
-        replies.append(Reply(9, images[:3], 100.0, 0.0))
-        replies.append(Reply(7, error="error: node crashed"))
-        return 5, replies
+        replies[1] = Reply(1, torch.full_like(images, float("nan")), 100.0, 0.0, **reply_echo(images, record))
+        replies.append(Reply(3, images[:3], 100.0, 0.0, **reply_echo(images, record)))
+        replies.append(Reply(4, error="error: node crashed"))
+        return range(5), replies
 
     art = run_server(_settings(tmp_path), exchange)
     assert torch.isfinite(art.images).all()
     history = art.metadata["info"]["federated"]["history"]
     assert [h["accepted"] for h in history] == [2, 2] and [h["clients"] for h in history] == [5, 5]
     assert "NaN or Inf" in caplog.text and "shape" in caplog.text and "node crashed" in caplog.text
+    assert [d["node"] for d in history[0]["dropped"]] == [4, 1, 3]  # who was dropped, and why, per round
+    assert "node crashed" in history[0]["dropped"][0]["reason"]
 
 
 def test_too_few_replies_stop_with_the_checkpoint_and_a_restart_resumes(tmp_path):
@@ -49,15 +47,15 @@ def test_too_few_replies_stop_with_the_checkpoint_and_a_restart_resumes(tmp_path
     def flaky(images, record):
         calls.append(record["round"])
         replies = _honest(images, record)
-        return 3, replies if record["round"] != 1 else replies[:1]
+        return range(3), replies if record["round"] != 1 else replies[:1]
 
     with pytest.raises(ConfigError, match="without a quorum of 2"):
         run_server(settings, flaky)
     assert settings.checkpoint.is_file() and calls == [0, 1]
-    resumed = run_server(settings, lambda images, record: (calls.append(record["round"]) or 3,
+    resumed = run_server(settings, lambda images, record: (calls.append(record["round"]) or range(3),
                                                            _honest(images, record)))
     assert calls == [0, 1, 1, 2]  # round 0 was not run again
-    straight = run_server(_settings(tmp_path / "b", rounds=3), lambda im, rec: (3, _honest(im, rec)))
+    straight = run_server(_settings(tmp_path / "b", rounds=3), lambda im, rec: (range(3), _honest(im, rec)))
     assert torch.equal(resumed.images, straight.images)  # the same set as an uninterrupted run
 
 
@@ -66,21 +64,21 @@ def test_the_order_replies_arrive_in_does_not_change_a_bit_of_the_set(tmp_path):
 
     def shuffled(images, record):
         replies = _honest(images, record)
-        return 3, [replies[i] for i in next(orders)]
+        return range(3), [replies[i] for i in next(orders)]
 
     mixed = run_server(_settings(tmp_path / "a", rounds=3, aggregator="fedavg"), shuffled)
-    straight = run_server(_settings(tmp_path / "b", rounds=3, aggregator="fedavg"), lambda im, rec: (3, _honest(im, rec)))
+    straight = run_server(_settings(tmp_path / "b", rounds=3, aggregator="fedavg"), lambda im, rec: (range(3), _honest(im, rec)))
     assert mixed.sha256 == straight.sha256 and torch.equal(mixed.images, straight.images)
     assert not (tmp_path / "a" / "fed.server.pt").exists()  # a finished federation leaves its artifact alone
 
 
 def test_privacy_ledger_reaches_the_artifact(tmp_path):
     settings = _settings(tmp_path, rounds=1, defence=make_defence("localdp-gaussian", clip=1.0, noise_multiplier=1.0))
-    art = run_server(settings, lambda im, rec: (3, _honest(im, rec)))
+    art = run_server(settings, lambda im, rec: (range(3), _honest(im, rec)))
     ledger = load_artifact(art.path).metadata["privacy"]
     assert ledger["mechanism"] == "gaussian" and ledger["rounds"] == 1 and ledger["epsilon"] > 0
     art = run_server(_settings(tmp_path / "r", rounds=1, defence=make_defence("ldpo-rld")),
-                     lambda im, rec: (3, _honest(im, rec)))
+                     lambda im, rec: (range(3), _honest(im, rec)))
     assert art.metadata["privacy"] == {"mechanism": "ldpo-rld", "rounds": 1}  # no epsilon for a heuristic
 
 
@@ -103,7 +101,8 @@ def test_a_hundred_round_gaussian_run_reports_the_reference_epsilon(tmp_path):
     settings = _settings(tmp_path, clients=5, rounds=100, defence=make_defence("localdp-gaussian", clip=1.0,
                                                                                noise_multiplier=1.0))
     # the ledger counts the server's rounds; the clients' noise is tested in test_client.py, so they answer at once
-    art = run_server(settings, lambda images, record: (5, [Reply(n, images + 0.01, 1.0, 0.0) for n in range(5)]))
+    art = run_server(settings, lambda images, record: (range(5), [Reply(n, images + 0.01, 1.0, 0.0, **reply_echo(images, record))
+                                                                  for n in range(5)]))
     ledger = load_artifact(art.path).metadata["privacy"]
     assert ledger["mechanism"] == "gaussian" and ledger["rounds"] == 100 and ledger["delta"] == 1e-5
     assert ledger["epsilon"] == pytest.approx(96.1, rel=0.05)  # RDP; REFERENCE section 4
@@ -112,7 +111,7 @@ def test_a_hundred_round_gaussian_run_reports_the_reference_epsilon(tmp_path):
 
 def test_server_momentum_accumulates_the_rounds_steps(tmp_path):
     def step(images, record):  # every client moves the set by +1
-        return 3, [Reply(node, images + 1, 1.0, 0.0) for node in range(3)]
+        return range(3), [Reply(node, images + 1, 1.0, 0.0, **reply_echo(images, record)) for node in range(3)]
 
     plain = run_server(_settings(tmp_path / "plain", rounds=2), step)
     moving = run_server(_settings(tmp_path / "m", rounds=2, server_momentum=0.5), step)
@@ -120,3 +119,46 @@ def test_server_momentum_accumulates_the_rounds_steps(tmp_path):
     torch.testing.assert_close(plain.images, start + 2)
     with pytest.raises(ConfigError, match="server_momentum"):
         _settings(tmp_path, server_momentum=1.0)
+
+
+def test_the_progress_line_shows_each_rounds_replies_time_and_epsilon(tmp_path, capsys):
+    def one_nan(images, record):
+        replies = _honest(images, record)
+        replies[2] = Reply(2, torch.full_like(images, float("nan")), 1.0, 0.0, **reply_echo(images, record))
+        return range(3), replies
+
+    settings = _settings(tmp_path, rounds=1, progress=True,
+                         defence=make_defence("localdp-gaussian", clip=1.0, noise_multiplier=1.0))
+    art = run_server(settings, one_nan)
+    line = capsys.readouterr().err
+    epsilon = art.metadata["privacy"]["epsilon"]
+    assert "used 2/3, dropped 1" in line and f"epsilon {epsilon:.3g}" in line, line
+
+
+def test_a_class_is_averaged_over_the_clients_that_changed_it(tmp_path):
+    from securedd.federated.apps import _merge
+
+    sent = torch.randn(10, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    replies = []
+    for node in range(3):  # node 0 alone moves class 0 (its shard alone holds it); every node moves class 1
+        new = sent.clone()
+        new[1] += 1.0 + node
+        if node == 0:
+            new[0] += 3.0
+        replies.append(Reply(node, new, 1.0, 0.0))
+    for aggregator in ("mean", "median", "fedavg"):
+        merged = _merge(_settings(tmp_path, aggregator=aggregator), replies, [1.0, 1.0, 1.0], sent)
+        torch.testing.assert_close(merged[0], sent[0] + 3.0)  # not diluted to +1 by the two that lack it
+        torch.testing.assert_close(merged[1], sent[1] + 2.0)
+        assert torch.equal(merged[2:], sent[2:])  # nobody moved them
+
+
+@pytest.mark.parametrize("method", ["dc", "dm"])
+def test_a_pathological_split_federates_every_client_in_every_round(tmp_path, method):
+    cfg = apply_overrides(RunConfig(), ["data.name=digits", f"method.name={method}", "method.ipc=1",
+                                        "model=convnet_tiny", "seed=0"])
+    art = run_in_process(FederationSettings(cfg, clients=5, rounds=2, split="pathological:2", progress=False,
+                                            out=str(tmp_path / "fed.safetensors")))
+    history = art.metadata["info"]["federated"]["history"]
+    assert [h["accepted"] for h in history] == [5, 5] and "dropped" not in history[-1]
+    assert art.metadata["info"]["federated"]["split"] == "pathological:2"

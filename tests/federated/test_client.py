@@ -9,7 +9,7 @@ from securedd.config import RunConfig, apply_overrides
 from securedd.defences import make_defence
 from securedd.distill.hooks import Hooks
 from securedd.errors import ConfigError, UnknownNameError
-from securedd.federated.client import local_update
+from securedd.federated.client import check_federated, local_update
 
 
 def _cfg(*extra: str) -> RunConfig:
@@ -42,6 +42,8 @@ def test_defences_change_the_update_as_specified(shard):
     assert float((clipped - images).norm()) == pytest.approx(0.01, rel=1e-4)
     with pytest.raises(ConfigError, match="matches a real signal"):
         local_update(_cfg("method.name=herding"), shard, images, labels, client=0, round_=0)
+    with pytest.raises(ConfigError, match="method 'dm' has no setting 'outer_loop'"):
+        check_federated(_cfg("method.name=dm", "method.outer_loop=2"))  # before any round, not in every client
     with pytest.raises(ConfigError, match="server-stage defence"):
         local_update(_cfg(), shard, images, labels, client=0, round_=0, defence=make_defence("median"))
     with pytest.raises(UnknownNameError, match="Valid defences"):
@@ -80,3 +82,13 @@ def test_ldpo_rld_gives_a_class_real_and_synthetic_images_one_distribution(shard
     assert seen
     same = [bool((t_real == t_syn[0]).all()) for t_real, t_syn in seen]
     assert all(same) if draw == "class" else not any(same)
+
+
+@pytest.mark.parametrize("method", ["dc", "dsa", "dm"])
+def test_a_shard_without_some_classes_updates_only_the_classes_it_holds(digits_train, method):
+    held = (digits_train.labels == 2) | (digits_train.labels == 7)
+    shard = digits_train.subset(held.nonzero().flatten())
+    images, labels = torch.randn(20, 1, 8, 8, generator=torch.Generator().manual_seed(0)), torch.arange(10).repeat_interleave(2)
+    updated, loss = local_update(_cfg(f"method.name={method}", "method.ipc=2"), shard, images, labels, client=0, round_=0)
+    changed = sorted({int(labels[i]) for i in range(20) if not torch.equal(updated[i], images[i])})
+    assert changed == [2, 7] and loss > 0  # the other classes' images leave exactly as they came

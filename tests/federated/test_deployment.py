@@ -169,12 +169,13 @@ def test_deployment_engine_with_tls_node_authentication_and_an_intruder(tmp_path
 
 
 def test_killing_a_supernode_mid_run_does_not_stop_the_federation(tmp_path):
-    """Also the plain (insecure) deployment: its first round is every node's, as with TLS."""
+    """Also the plain (insecure) deployment, started as a user would: ``flwr run .`` in the exported app
+    folder, on the default federation. Its first round is every node's, as with TLS."""
     net = Loopback(tmp_path, 3)
     try:
         settings = _settings(tmp_path, rounds=2, min_clients=2, timeout=25.0)  # round 1 waits this long for the dead
         app = write_app(tmp_path / "app", settings)
-        run = subprocess.Popen([str(BIN / "flwr"), "run", str(app), "loopback", "--stream"], cwd=tmp_path,
+        run = subprocess.Popen([str(BIN / "flwr"), "run", ".", "--stream"], cwd=app,
                                env=net.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         deadline = time.monotonic() + 400
         while not settings.checkpoint.is_file():  # the first round is through
@@ -185,5 +186,7 @@ def test_killing_a_supernode_mid_run_does_not_stop_the_federation(tmp_path):
         art = load_artifact(settings.out)
         history = art.metadata["info"]["federated"]["history"]
         assert len(history) == 2 and history[0]["accepted"] == 3 and history[-1]["accepted"] == 2
+        if history[-1]["clients"] == 3:  # the link still listed the dead node: it is recorded as dropped
+            assert [d["reason"] for d in history[-1]["dropped"]] == ["no reply (a timeout or a lost connection)"]
     finally:
         net.stop()

@@ -7,7 +7,7 @@ import torch
 
 from securedd.config import RunConfig, apply_overrides
 from securedd.errors import ConfigError
-from securedd.federated.apps import FederationSettings, Reply, client_train, run_in_process, run_server
+from securedd.federated.apps import FederationSettings, answer, run_in_process, run_server
 from securedd.federated.hostile import Hostile
 from securedd.federated.screening import reply_change
 
@@ -23,13 +23,7 @@ def _settings(tmp_path, aggregator, hostile=None) -> FederationSettings:
 
 
 def _without_node_0(settings):
-    def exchange(images, record):
-        replies = []
-        for node in (1, 2):
-            new, metrics = client_train({"images": images.clone(), "config": record}, node)
-            replies.append(Reply(node, new, metrics["num-examples"], metrics["loss"]))
-        return 3, replies
-    return run_server(settings, exchange)
+    return run_server(settings, lambda images, record: (range(3), [answer(n, images, record) for n in (1, 2)]))
 
 
 @pytest.mark.parametrize("aggregator", ["mean", "fedavg", "median", "trimmed_mean"])

@@ -45,7 +45,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     add_run_flags(p)
     p.add_argument("--clients", type=int, default=5, help="data owners (default: 5)")
     p.add_argument("--rounds", type=int, default=100, help="federated rounds (default: 100)")
-    p.add_argument("--split", default="iid", help="iid (default) or dirichlet:ALPHA (label skew)")
+    p.add_argument("--split", default="iid", help="iid (default), dirichlet:ALPHA (label skew) or pathological:K (K classes a client)")
     p.add_argument("--aggregator", default="mean", help="mean (the paper), fedavg, median or trimmed_mean")
     p.add_argument("--trim", type=float, default=0.2, help="share trimmed at each end by trimmed_mean")
     p.add_argument("--server-momentum", type=float, default=0.0,

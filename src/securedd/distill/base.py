@@ -79,6 +79,10 @@ class DistillContext:
         self._generators: dict[str, torch.Generator] = {}
         self.sampler = ClassBalancedSampler(self.real, self.generator("sampler"))
         self.hooks = hooks if hooks is not None else Hooks()
+        self.classes = tuple(c for c, n in enumerate(real.class_counts().tolist()) if n > 0)
+        """The classes the real data holds: all of them in a central run (the IPC check sees to
+        it); a federated client's label-skewed shard may lack some, and the matching methods
+        then match the classes it has and leave the others' images as they were sent."""
 
     def generator(self, purpose: str) -> torch.Generator:
         """The generator for ``purpose`` (created from the seed on first use)."""

@@ -157,7 +157,7 @@ class DMMethod(Method[DMParams]):
         ctx.hooks.network(net)
         gen = ctx.generator("dm/dsa")
         real, fake = [], []
-        for c in range(ctx.spec.num_classes):
+        for c in ctx.classes:
             r, s = self.real_batch(c), syn.images[c * ctx.ipc : (c + 1) * ctx.ipc]
             if self.dsa is not None:
                 r, s = self.dsa.siamese(r, s, gen)
@@ -168,7 +168,7 @@ class DMMethod(Method[DMParams]):
             raise ConfigError(f"dm needs a network with penultimate features (embed); {type(net).__name__} has none")
         with torch.no_grad(), autocast(self.params.precision, ctx.device.type):
             means = class_means(lambda x: self.real_embed(net, x), real, joint, chunk).to(real[0].dtype)
-        signal = ctx.hooks.real_signal(RealSignal("embedding", (means,), tuple(range(ctx.spec.num_classes))))
+        signal = ctx.hooks.real_signal(RealSignal("embedding", (means,), ctx.classes))
         yield self.match(signal, lambda x: self.syn_embed(net, x), fake, joint)
 
     def match(self, signal: RealSignal, embed: Callable[[torch.Tensor], torch.Tensor], fake: list[torch.Tensor],

@@ -197,7 +197,7 @@ class DCMethod(Method[DCParams]):
         if bns:
             net.train()
             with torch.no_grad():
-                net(torch.cat([self.real_batch(c, self.params.bn_batch) for c in range(self.ctx.spec.num_classes)]))
+                net(torch.cat([self.real_batch(c, self.params.bn_batch) for c in self.ctx.classes]))
             for m in bns:
                 m.eval()
         return bns
@@ -222,7 +222,7 @@ class DCMethod(Method[DCParams]):
         ctx, hooks = self.ctx, self.ctx.hooks
         gen = ctx.generator("dc/dsa")
         loss = torch.zeros((), device=ctx.device)
-        for c in range(ctx.spec.num_classes):
+        for c in ctx.classes:
             real = self.real_batch(c)
             fake = syn.images[c * ctx.ipc : (c + 1) * ctx.ipc]
             if self.dsa is not None:

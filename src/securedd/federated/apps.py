@@ -4,10 +4,12 @@ Every round the server sends ``S^g`` (an ``ArrayRecord``) and the run's settings
 ``ConfigRecord``) to the connected clients; each client runs :func:`local_update` (one
 iteration of the configured matching method -- DC, DSA, DM -- from ``S^g``, with its
 client-stage defence as hooks) on its shard and replies with its updated set and its
-shard size. The server refuses replies
-that are errors or cannot be right (:func:`~securedd.federated.aggregate.check_reply`),
-aggregates the rest if at least ``min_clients`` remain, checkpoints ``S^g`` atomically and
-goes on; a restarted server resumes from its checkpoint. At the end it writes a verified
+shard size, echoing the round number and a digest of the set it was sent. The server
+refuses replies that are errors, come from a node it did not ask or twice from one node,
+answer another round or another set (a stale or replayed reply), or cannot be right
+(:func:`~securedd.federated.screening.screen`); it aggregates the rest if a quorum
+remains, records every dropped client and its reason in the round's history, checkpoints
+``S^g`` atomically and goes on; a restarted server resumes from its checkpoint. At the end it writes a verified
 artifact whose metadata holds the federation's settings and privacy ledger, and removes
 the checkpoint. Replies are aggregated in a canonical order (by shard size, then content)
 and every client computes with a fixed number of threads, so the same seed gives the same
@@ -26,7 +28,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -42,7 +44,7 @@ from securedd.data.spec import RealData
 from securedd.defences import Defence, PrivacyLedger, defence_from_dict
 from securedd.distill.hooks import Hooks
 from securedd.distill.synthetic import class_labels
-from securedd.errors import ConfigError, SecureddError
+from securedd.errors import ConfigError
 from securedd.federated.aggregate import AGGREGATORS, aggregate
 from securedd.federated.client import check_federated, local_update
 from securedd.federated.doorping import Doorping, arm
@@ -52,8 +54,8 @@ from securedd.federated.shards import make_shards
 from securedd.rng import make_generator, torch_threads
 from securedd.store import atomic_write_bytes
 
-__all__ = ["FederationSettings", "Reply", "client_shard", "client_train", "initial_images", "make_client_app",
-           "make_server_app", "run_federation", "run_in_process", "run_server", "serve"]
+__all__ = ["FederationSettings", "Reply", "answer", "client_shard", "client_train", "initial_images", "make_client_app",
+           "make_server_app", "reply_echo", "run_federation", "run_in_process", "run_server", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -195,17 +197,48 @@ def _ledger(settings: FederationSettings, rounds: int) -> PrivacyLedger:
 
 @dataclass
 class Reply:
-    """One client's answer to a round: its set and shard size, or why there is none."""
+    """One client's answer to a round: its set and shard size, or why there is none.
+
+    ``round`` and ``basis`` are the client's echo (:func:`reply_echo`) of the round it
+    answers and of the set it started from; a reply without them is refused.
+    """
 
     node: int
     images: Any = None
     weight: float = 0.0
     loss: float = float("nan")
     error: str | None = None
+    round: int | None = None
+    basis: str | None = None
 
 
-Exchange = Callable[[torch.Tensor, dict[str, Any]], tuple[int, list[Reply]]]
-"""``(S^g, settings record) -> (clients asked, replies)``: one round's messages out and back."""
+def reply_echo(images: torch.Tensor, record: dict[str, Any]) -> dict[str, Any]:
+    """What a client echoes back with its reply: the round it was sent and the SHA-256 of the set it was sent.
+
+    The server refuses a reply whose echo is not this round's: a reply delayed from an
+    earlier round, replayed, or computed from a set the server did not send.
+    """
+    return {"round": int(record["round"]), "basis": _digest(images)}
+
+
+def answer(node: int, images: torch.Tensor, record: dict[str, Any],
+           state: dict[str, torch.Tensor] | None = None) -> Reply:
+    """Client ``node``'s reply to a round, computed in this process (:func:`client_train` and its echo).
+
+    A client that fails answers with an error reply, as Flower turns a failing ClientApp
+    into an error message; the server drops it and the round goes on.
+    """
+    try:
+        updated, metrics = client_train({"images": images.clone(), "config": record}, node, state)
+    except Exception as exc:
+        return Reply(node, error=f"error: {type(exc).__name__}: {exc}")
+    return Reply(node, updated, metrics["num-examples"], metrics["loss"], **reply_echo(images, record))
+
+
+Exchange = Callable[[torch.Tensor, dict[str, Any]], tuple[Sequence[int], list[Reply]]]
+"""``(S^g, settings record) -> (nodes asked, replies)``: one round's messages out and back.
+
+A node asked that does not reply (a timeout, a lost connection) is recorded as dropped."""
 
 
 def run_server(settings: FederationSettings, exchange: Exchange) -> Artifact:
@@ -218,15 +251,19 @@ def run_server(settings: FederationSettings, exchange: Exchange) -> Artifact:
     and resumes from the checkpoint when it exists and belongs to this run.
     """
     images, first, history, velocity = _resume(settings)
-    for round_ in tqdm(range(first, settings.rounds), desc="federate", initial=first, total=settings.rounds,
-                       disable=not settings.progress):
+    bar = tqdm(range(first, settings.rounds), desc="federate", initial=first, total=settings.rounds,
+               disable=not settings.progress)
+    for round_ in bar:
+        started = time.perf_counter()
         asked, replies = exchange(images, {**settings.to_record(), "round": round_})
-        usable = _usable(round_, replies, images, settings)
+        usable, dropped = _usable(round_, asked, replies, images, settings)
         # a canonical order, whatever order the replies arrived in: float sums then repeat bit for bit
         usable.sort(key=lambda r: (r.weight, _digest(r.images)))
         losses = [r.loss for r in usable if math.isfinite(r.loss)]
-        entry: dict[str, Any] = {"round": round_, "clients": asked, "accepted": len(usable),
+        entry: dict[str, Any] = {"round": round_, "clients": len(asked), "accepted": len(usable),
                                  "loss": sum(losses) / len(losses) if losses else None}
+        if dropped:
+            entry["dropped"] = dropped
         step = _step(round_, usable, images, velocity, settings)
         if step is None:
             entry["skipped"] = True
@@ -235,15 +272,18 @@ def run_server(settings: FederationSettings, exchange: Exchange) -> Artifact:
             if streak >= settings.patience:  # stop; a restart retries this round
                 _checkpoint(settings, images, round_, history[:-1], velocity)
                 raise ConfigError(f"round {round_}: {streak} rounds in a row without a quorum of "
-                                  f"{settings.needed_replies} usable replies of {asked} clients (patience "
+                                  f"{settings.needed_replies} usable replies of {len(asked)} clients (patience "
                                   f"{settings.patience}); the set so far is in {settings.checkpoint}, and a "
                                   f"restart with the same settings retries round {round_}")
         else:
             images, velocity = step
             history.append(entry)
-            log.info("round %d: %d/%d replies aggregated, mean matching loss %s", round_, len(usable), asked,
+            log.info("round %d: %d/%d replies aggregated, mean matching loss %s", round_, len(usable), len(asked),
                      entry["loss"])
         _checkpoint(settings, images, round_ + 1, history, velocity)
+        if settings.progress:
+            bar.set_postfix_str(_round_summary(entry, time.perf_counter() - started,
+                                               _ledger(settings, round_ + 1).epsilon()))
     cfg = settings.config
     spec = dataset_spec(cfg.data.name, root=cfg.data.root, skip_bad_images=cfg.data.skip_bad_images)
     info = {"federated": {"clients": settings.clients, "rounds": settings.rounds, "split": settings.split,
@@ -263,20 +303,51 @@ def run_server(settings: FederationSettings, exchange: Exchange) -> Artifact:
     return art
 
 
-def _usable(round_: int, replies: list[Reply], images: torch.Tensor, settings: FederationSettings) -> list[Reply]:
-    """The replies that pass the server's screening; every refusal is logged with its reason."""
-    answered = [r for r in replies if r.error is None]
+def _round_summary(entry: dict[str, Any], seconds: float, epsilon: float | None) -> str:
+    """The progress bar's line for a finished round: replies used and dropped, its time, epsilon so far."""
+    text = f"used {entry['accepted']}/{entry['clients']}, dropped {len(entry.get('dropped', ()))}, {seconds:.1f} s"
+    if entry.get("skipped"):
+        text += ", set kept (no quorum)"
+    return text + (f", epsilon {epsilon:.3g}" if epsilon is not None else "")
+
+
+def _usable(round_: int, asked: Sequence[int], replies: list[Reply], images: torch.Tensor,
+            settings: FederationSettings) -> tuple[list[Reply], list[dict[str, Any]]]:
+    """``(usable replies, dropped)``: the replies that pass the server's checks, and a record
+    ``{"node", "reason"}`` of every node asked or answering that did not get in (each logged)."""
+    dropped: list[dict[str, Any]] = []
+
+    def drop(node: int, reason: str) -> None:
+        log.warning("round %d: refused the reply of node %s: %s", round_, node, reason)
+        dropped.append({"node": node, "reason": reason})
+
+    counts: dict[int, int] = {}
     for reply in replies:
-        if reply.error is not None:
-            log.warning("round %d: refused the reply of node %s: %s", round_, reply.node, reply.error)
+        counts[reply.node] = counts.get(reply.node, 0) + 1
+    basis, expected, answered = _digest(images), set(asked), []
+    for reply in replies:
+        if reply.node not in expected:
+            drop(reply.node, "that node was not asked this round")
+        elif counts[reply.node] > 1:
+            drop(reply.node, f"{counts[reply.node]} replies from one node this round")
+        elif reply.error is not None:
+            drop(reply.node, reply.error)
+        elif reply.round != round_:
+            drop(reply.node, f"it answers round {reply.round}, not round {round_} (a stale or replayed reply)")
+        elif reply.basis != basis:
+            drop(reply.node, "it was computed from another set than the one sent this round")
+        else:
+            answered.append(reply)
+    for node in sorted(expected - set(counts)):
+        drop(node, "no reply (a timeout or a lost connection)")
     reasons = screen([(r.images, r.weight) for r in answered], images, settings.policy)
     usable = []
     for reply, reason in zip(answered, reasons, strict=True):
         if reason is None:
             usable.append(reply)
         else:
-            log.warning("round %d: refused the reply of node %s: %s", round_, reply.node, reason)
-    return usable
+            drop(reply.node, reason)
+    return usable, dropped
 
 
 def _step(round_: int, usable: list[Reply], images: torch.Tensor, velocity: torch.Tensor,
@@ -294,13 +365,33 @@ def _step(round_: int, usable: list[Reply], images: torch.Tensor, velocity: torc
                 log.warning("round %d: node %s reported %.6g examples; counted as %.6g (%g x the round's median)",
                             round_, reply.node, reply.weight, weight, settings.policy.weight_cap)
         weights = capped
-    merged = aggregate(settings.aggregator, [r.images for r in usable], weights, settings.trim).to(images.dtype)
+    merged = _merge(settings, usable, weights, images)
     new_velocity = settings.server_momentum * velocity + (merged - images)
     new_images = images + new_velocity if settings.server_momentum else merged
     if not (torch.isfinite(new_images).all() and torch.isfinite(new_velocity).all()):
         log.error("round %d: the aggregate is not finite; the set is kept for this round", round_)
         return None
     return new_images, new_velocity
+
+
+def _merge(settings: FederationSettings, usable: list[Reply], weights: list[float],
+           images: torch.Tensor) -> torch.Tensor:
+    """The aggregate of the usable replies, class by class over the replies that changed that class's images.
+
+    A client whose label-skewed shard lacks a class returns that class's images exactly as
+    sent; counting it would pull the class towards no change by the share of clients
+    without it (FedDM aggregates per class for the same reason). With IID shards every
+    client changes every class and this is the plain aggregate. The price: a client
+    changing a class few others hold weighs more in that class, as in FedDM.
+    """
+    ipc, merged = settings.config.method.ipc, images.clone()
+    for start in range(0, len(images), ipc):
+        rows = slice(start, start + ipc)
+        movers = [i for i, r in enumerate(usable) if not torch.equal(r.images[rows], images[rows])]
+        if movers:
+            merged[rows] = aggregate(settings.aggregator, [usable[i].images[rows] for i in movers],
+                                     [weights[i] for i in movers], settings.trim).to(images.dtype)
+    return merged
 
 
 def _skipped_streak(history: list[dict[str, Any]]) -> int:
@@ -328,17 +419,9 @@ def run_in_process(settings: FederationSettings,
     """
     states = {} if states is None else states
 
-    def exchange(images: torch.Tensor, record: dict[str, Any]) -> tuple[int, list[Reply]]:
-        replies = []
-        for node in range(settings.clients):
-            try:
-                updated, metrics = client_train({"images": images.clone(), "config": record}, node,
-                                                states.setdefault(node, {}))
-            except SecureddError as exc:  # as Flower turns a failing ClientApp into an error reply
-                replies.append(Reply(node, error=f"error: {exc}"))
-                continue
-            replies.append(Reply(node, updated, metrics["num-examples"], metrics["loss"]))
-        return settings.clients, replies
+    def exchange(images: torch.Tensor, record: dict[str, Any]) -> tuple[Sequence[int], list[Reply]]:
+        nodes = range(settings.clients)
+        return nodes, [answer(node, images, record, states.setdefault(node, {})) for node in nodes]
 
     return run_server(settings, exchange)
 
@@ -347,12 +430,12 @@ def serve(grid: Any, settings: FederationSettings) -> Artifact:
     """The ServerApp's main loop on a Flower ``Grid`` (simulation or deployment engine)."""
     from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, RecordDict
 
-    def exchange(images: torch.Tensor, record: dict[str, Any]) -> tuple[int, list[Reply]]:
+    def exchange(images: torch.Tensor, record: dict[str, Any]) -> tuple[Sequence[int], list[Reply]]:
         nodes = _wait_for_nodes(grid, settings)
         messages = [Message(content=RecordDict({"arrays": ArrayRecord({"images": images}),
                                                 "config": ConfigRecord(record)}),
                             message_type=MessageType.TRAIN, dst_node_id=node) for node in nodes]
-        return len(nodes), [_reply(m) for m in grid.send_and_receive(messages, timeout=settings.timeout)]
+        return nodes, [_reply(m) for m in grid.send_and_receive(messages, timeout=settings.timeout)]
 
     return run_server(settings, exchange)
 
@@ -362,11 +445,11 @@ def _reply(message: Any) -> Reply:
     if message.has_error():
         return Reply(node, error=f"error: {message.error.reason}")
     try:
-        metrics = message.content["metrics"]
+        metrics, echo = message.content["metrics"], message.content["echo"]
         return Reply(node, message.content["arrays"].to_torch_state_dict()["images"], float(metrics["num-examples"]),
-                     float(metrics.get("loss", float("nan"))))
+                     float(metrics.get("loss", float("nan"))), round=int(echo["round"]), basis=str(echo["basis"]))
     except (KeyError, TypeError, ValueError) as exc:
-        return Reply(node, error=f"malformed reply ({exc})")
+        return Reply(node, error=f"malformed reply ({type(exc).__name__}: {exc})")
 
 
 def _identity(settings: FederationSettings) -> dict[str, Any]:
@@ -449,7 +532,7 @@ def make_server_app(settings: FederationSettings) -> Any:
 
 def make_client_app() -> Any:
     """A Flower ``ClientApp`` whose train handler runs :func:`client_train` on its partition."""
-    from flwr.app import ArrayRecord, Message, MetricRecord, RecordDict
+    from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
     from flwr.clientapp import ClientApp
 
     app = ClientApp()
@@ -457,12 +540,14 @@ def make_client_app() -> Any:
     @app.train()
     def _train(msg: Any, context: Any) -> Any:
         content = {"images": msg.content["arrays"].to_torch_state_dict()["images"], "config": msg.content["config"]}
+        echo = reply_echo(content["images"], content["config"])
         kept = context.state["kept"].to_torch_state_dict() if "kept" in context.state else {}
         images, metrics = client_train(content, int(context.node_config["partition-id"]), kept)
         if kept:
             context.state["kept"] = ArrayRecord({k: v.contiguous() for k, v in kept.items()})
         return Message(content=RecordDict({"arrays": ArrayRecord({"images": images.contiguous()}),
-                                           "metrics": MetricRecord(dict(metrics))}), reply_to=msg)
+                                           "metrics": MetricRecord(dict(metrics)), "echo": ConfigRecord(echo)}),
+                       reply_to=msg)
 
     return app
 

@@ -37,6 +37,7 @@ def check_federated(config: RunConfig, defence: Defence[Any] | None = None) -> N
         able = [n for n in METHODS.names() if METHODS.get(n).real_signal_kind is not None]
         raise ConfigError(f"federated distillation needs a method that matches a real signal "
                           f"({', '.join(able)}); '{config.method.name}' matches none")
+    method_cls.parse_params(config.method.params)  # a misspelt setting fails here, not in every client's round
     if defence is not None and defence.stage != "client":
         raise ConfigError(f"'{defence.name}' is a {defence.stage}-stage defence; a client runs client-stage ones "
                           f"(the server's aggregation is the --aggregator)")

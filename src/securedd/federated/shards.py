@@ -1,4 +1,8 @@
-"""Splitting the real training data among ``z`` clients: IID shards or Dirichlet label skew."""
+"""Splitting the real training data among ``z`` clients: IID shards, Dirichlet label skew, or the
+pathological split of a few classes per client.
+
+The split names (:func:`make_shards`): ``iid``; ``dirichlet:ALPHA``; ``pathological:K``.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,9 @@ import torch
 
 from securedd.errors import ConfigError
 
-__all__ = ["dirichlet_shards", "iid_shards", "make_shards"]
+__all__ = ["dirichlet_shards", "iid_shards", "make_shards", "pathological_shards"]
+
+SPLITS = "iid, dirichlet:ALPHA (e.g. dirichlet:0.5) or pathological:K (e.g. pathological:2)"
 
 
 def iid_shards(labels: torch.Tensor, clients: int, generator: torch.Generator) -> list[torch.Tensor]:
@@ -43,18 +49,41 @@ def dirichlet_shards(labels: torch.Tensor, clients: int, alpha: float, generator
     return shards
 
 
+def pathological_shards(labels: torch.Tensor, clients: int, per_client: int,
+                        generator: torch.Generator) -> list[torch.Tensor]:
+    """The class-skewed split of McMahan et al. (2017): sort the images by label, cut them into
+    ``clients * per_client`` pieces of equal size, and deal each client ``per_client`` pieces at random.
+
+    A client then holds images of about ``per_client`` classes (one more where a piece spans
+    a class boundary) and none of the others. Every image goes to exactly one client.
+    """
+    _check(len(labels), clients)
+    pieces = clients * per_client
+    if per_client < 1 or pieces > len(labels):
+        raise ConfigError(f"the pathological split needs 1 <= K and clients x K <= {len(labels)} images; got K="
+                          f"{per_client} for {clients} clients")
+    shuffled = torch.randperm(len(labels), generator=generator)
+    by_label = shuffled[torch.argsort(labels[shuffled], stable=True)]  # class by class, random within a class
+    parts = by_label.tensor_split(pieces)
+    deal = torch.randperm(pieces, generator=generator).view(clients, per_client)
+    return [torch.cat([parts[int(i)] for i in row]).sort().values for row in deal]
+
+
 def make_shards(labels: torch.Tensor, clients: int, split: str, generator: torch.Generator,
                 num_classes: int | None = None) -> list[torch.Tensor]:
-    """``split``: ``iid`` or ``dirichlet:ALPHA``."""
+    """``split``: ``iid``, ``dirichlet:ALPHA`` or ``pathological:K``."""
     if split == "iid":
         return iid_shards(labels, clients, generator)
-    if split.startswith("dirichlet:"):
-        try:
-            alpha = float(split.split(":", 1)[1])
-        except ValueError:
-            raise ConfigError(f"the split must be iid or dirichlet:ALPHA (e.g. dirichlet:0.5); got '{split}'") from None
-        return dirichlet_shards(labels, clients, alpha, generator, num_classes)
-    raise ConfigError(f"the split must be iid or dirichlet:ALPHA (e.g. dirichlet:0.5); got '{split}'")
+    kind, _, value = split.partition(":")
+    try:
+        number = float(value) if kind == "dirichlet" else int(value) if kind == "pathological" else None
+    except ValueError:
+        number = None
+    if kind == "dirichlet" and number is not None:
+        return dirichlet_shards(labels, clients, number, generator, num_classes)
+    if kind == "pathological" and number is not None:
+        return pathological_shards(labels, clients, int(number), generator)
+    raise ConfigError(f"the split must be {SPLITS}; got '{split}'")
 
 
 def _check(n: int, clients: int) -> None:
