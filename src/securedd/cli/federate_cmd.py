@@ -37,6 +37,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             "--defence localdp-gaussian --clip 1 --noise-multiplier 1 --accountant pld --out dp.safetensors",
             "securedd federate --dataset mnist --method dc --ipc 10 --clients 10 --split dirichlet:0.5 "
             "--aggregator median --data-root ~/data --out skew.safetensors",
+            "securedd federate --dataset digits --method dm --ipc 10 --clients 5 --rounds 20 model=convnet_tiny "
+            "--split pathological:2 --aggregator fltrust --out trusted.safetensors",
             "securedd federate --dataset mnist --method dc --ipc 1 --clients 3 --rounds 100 --data-root ~/data "
             "--deploy-app sfdd-app --out /shared/sfdd.safetensors",
         ),
@@ -45,9 +47,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     add_run_flags(p)
     p.add_argument("--clients", type=int, default=5, help="data owners (default: 5)")
     p.add_argument("--rounds", type=int, default=100, help="federated rounds (default: 100)")
-    p.add_argument("--split", default="iid", help="iid (default), dirichlet:ALPHA (label skew) or pathological:K (K classes a client)")
-    p.add_argument("--aggregator", default="mean", help="mean (the paper), fedavg, median or trimmed_mean")
+    p.add_argument("--split", default="iid",
+                   help="iid (default), dirichlet:ALPHA (label skew) or pathological:K (about K classes a client)")
+    p.add_argument("--aggregator", default="mean",
+                   help="mean (the paper), fedavg, median, trimmed_mean or fltrust (replies weighed by their "
+                        "agreement with the server's own update on a small clean root set)")
     p.add_argument("--trim", type=float, default=0.2, help="share trimmed at each end by trimmed_mean")
+    p.add_argument("--trust-root", type=int, default=10,
+                   help="fltrust: clean training images per class the server holds (default: 10)")
     p.add_argument("--server-momentum", type=float, default=0.0,
                    help="FedAvgM momentum of the server's step (default: 0, the paper's plain mean)")
     p.add_argument("--min-clients", type=int, default=None,
@@ -109,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         check_output(out.with_suffix(".server.pt"), what="the server checkpoint")
     defence = defence_from_args(args)
     settings = FederationSettings(cfg, clients=args.clients, rounds=args.rounds, split=args.split,
-                                  aggregator=args.aggregator, trim=args.trim,
+                                  aggregator=args.aggregator, trim=args.trim, trust_root=args.trust_root,
                                   server_momentum=args.server_momentum,
                                   min_clients=args.min_clients or args.clients, quorum=args.quorum,
                                   patience=args.patience, defence=defence,

@@ -7,7 +7,10 @@ and per-client weights (shard sizes) and return one set:
 - ``mean``: the unweighted mean (as the SFDD paper averages);
 - ``median``: the coordinate-wise median (robust to a minority of poisoned replies);
 - ``trimmed_mean``: per coordinate, drop the ``trim`` largest and smallest share (at least
-  one value at each end from three replies on) and average the rest.
+  one value at each end from three replies on) and average the rest;
+- ``fltrust``: each reply's change rescaled to the norm of the server's own change on a
+  small clean root set and weighed by their cosine agreement
+  (:mod:`securedd.federated.trust`; run by the federation's server, which holds the root set).
 
 The robust two are the server-stage defences of :mod:`securedd.defences.robust_aggregation`.
 
@@ -55,6 +58,14 @@ def _trimmed_mean(stack: torch.Tensor, weights: torch.Tensor, trim: float) -> to
     """Per coordinate, the mean after dropping the ``trim`` share of largest and of smallest values (the
     ``trimmed-mean`` defence)."""
     return trimmed_mean(stack, trim)
+
+
+@AGGREGATORS.register("fltrust")
+def _fltrust(stack: torch.Tensor, weights: torch.Tensor, trim: float) -> torch.Tensor:
+    """FLTrust: replies weighed by their agreement with the server's own update on a clean root set
+    (:mod:`securedd.federated.trust`); the federation's server runs it, as it needs that update."""
+    raise ConfigError("fltrust needs the server's own update on its root set: the federation's server "
+                      "(securedd federate --aggregator fltrust) runs it, not aggregate()")
 
 
 def aggregate(name: str, sets: list[torch.Tensor], weights: list[float], trim: float = 0.2) -> torch.Tensor:

@@ -40,6 +40,7 @@ from tqdm.auto import tqdm
 from securedd.artifacts import Artifact, save_artifact
 from securedd.config import RunConfig, config_from_dict, config_to_dict
 from securedd.data import dataset_spec, load_dataset
+from securedd.data.sampler import ClassBalancedSampler
 from securedd.data.spec import RealData
 from securedd.defences import Defence, PrivacyLedger, defence_from_dict
 from securedd.distill.hooks import Hooks
@@ -51,11 +52,13 @@ from securedd.federated.doorping import Doorping, arm
 from securedd.federated.hostile import Hostile
 from securedd.federated.screening import ReplyPolicy, cap_weights, screen
 from securedd.federated.shards import make_shards
+from securedd.federated.trust import fltrust
 from securedd.rng import make_generator, torch_threads
 from securedd.store import atomic_write_bytes
 
 __all__ = ["FederationSettings", "Reply", "answer", "client_shard", "client_train", "initial_images", "make_client_app",
-           "make_server_app", "reply_echo", "run_federation", "run_in_process", "run_server", "serve"]
+           "make_server_app", "reply_echo", "run_federation", "run_in_process", "run_server", "serve",
+           "server_reference"]
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +83,8 @@ class FederationSettings:
     quorum: int | None = None
     """Usable replies a round needs to change ``S^g`` (``None``: a majority of ``clients``). A round with
     fewer keeps ``S^g``; so one bad reply never stops the federation, and at least a majority must agree."""
+    trust_root: int = 10
+    """``fltrust``: clean training images per class the server holds as its root set (drawn with its own seed)."""
     patience: int = 3
     """Rounds in a row without a quorum after which the run stops (its checkpoint kept)."""
     policy: ReplyPolicy = ReplyPolicy()
@@ -107,6 +112,8 @@ class FederationSettings:
             raise ConfigError(f"quorum must be in 1..clients={self.clients}; got {self.quorum}")
         if self.patience < 1:
             raise ConfigError(f"patience must be >= 1; got {self.patience}")
+        if self.trust_root < 1:
+            raise ConfigError(f"trust_root must be >= 1 image per class; got {self.trust_root}")
         if self.threads < 1:
             raise ConfigError(f"threads must be >= 1; got {self.threads}")
         if not 0 <= self.server_momentum < 1:
@@ -187,6 +194,30 @@ def initial_images(settings: FederationSettings) -> torch.Tensor:
     spec = dataset_spec(cfg.data.name, root=cfg.data.root, skip_bad_images=cfg.data.skip_bad_images)
     gen = make_generator(cfg.seed, "federated", "init")
     return torch.randn((spec.num_classes * cfg.method.ipc, *spec.shape), generator=gen)
+
+
+@lru_cache(maxsize=2)
+def _root(run_config: str, per_class: int) -> RealData:
+    cfg = config_from_dict(json.loads(run_config))
+    train = load_dataset(cfg.data.name, "train", root=cfg.data.root, download=cfg.data.download,
+                         skip_bad_images=cfg.data.skip_bad_images)
+    sampler = ClassBalancedSampler(train, make_generator(cfg.seed, "federated", "root"))
+    index = torch.cat([sampler.indices(c, per_class) for c in range(train.spec.num_classes)])
+    return train.subset(index.sort().values)
+
+
+def server_reference(settings: FederationSettings, images: torch.Tensor, round_: int) -> torch.Tensor:
+    """FLTrust's reference: the set after the server's own round on its root set (``trust_root`` per class).
+
+    The same update a client computes (:func:`local_update`, seeded for "client" -1 and the
+    round), without a client defence, on clean images the server holds.
+    """
+    cfg = settings.config
+    root = _root(json.dumps(config_to_dict(cfg)), settings.trust_root)
+    with torch_threads(settings.threads):
+        reference, _ = local_update(cfg, root, images, class_labels(root.spec.num_classes, cfg.method.ipc,
+                                                                    images.device), client=-1, round_=round_)
+    return reference
 
 
 def _ledger(settings: FederationSettings, rounds: int) -> PrivacyLedger:
@@ -296,6 +327,8 @@ def run_server(settings: FederationSettings, exchange: Exchange) -> Artifact:
                                          "workers": settings.doorping.count(settings.clients)}
     if settings.hostile is not None:
         info["federated"]["hostile"] = settings.hostile.to_dict()
+    if settings.aggregator == "fltrust":
+        info["federated"]["trust_root"] = settings.trust_root
     art = save_artifact(settings.out, images, class_labels(spec.num_classes, cfg.method.ipc, images.device),
                         spec=spec, method=f"sfdd-{cfg.method.name}", ipc=cfg.method.ipc, seed=cfg.seed,
                         config=config_to_dict(cfg), privacy=_ledger(settings, settings.rounds).to_dict(), info=info)
@@ -365,7 +398,14 @@ def _step(round_: int, usable: list[Reply], images: torch.Tensor, velocity: torc
                 log.warning("round %d: node %s reported %.6g examples; counted as %.6g (%g x the round's median)",
                             round_, reply.node, reply.weight, weight, settings.policy.weight_cap)
         weights = capped
-    merged = _merge(settings, usable, weights, images)
+    if settings.aggregator == "fltrust":
+        merged, trust = fltrust(images, [r.images for r in usable], server_reference(settings, images, round_))
+        for reply, score in zip(usable, trust.tolist(), strict=True):
+            if score <= 0:
+                log.warning("round %d: node %s's change points away from the server's own (FLTrust trust 0); "
+                            "it counts for nothing", round_, reply.node)
+    else:
+        merged = _merge(settings, usable, weights, images)
     new_velocity = settings.server_momentum * velocity + (merged - images)
     new_images = images + new_velocity if settings.server_momentum else merged
     if not (torch.isfinite(new_images).all() and torch.isfinite(new_velocity).all()):
@@ -457,6 +497,7 @@ def _identity(settings: FederationSettings) -> dict[str, Any]:
     return {"config": config_to_dict(settings.config), "clients": settings.clients, "rounds": settings.rounds,
             "split": settings.split, "aggregator": settings.aggregator, "trim": settings.trim,
             "server_momentum": settings.server_momentum,
+            "trust_root": settings.trust_root if settings.aggregator == "fltrust" else None,
             "defence": settings.defence.to_dict() if settings.defence is not None else None}
 
 
