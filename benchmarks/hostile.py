@@ -66,8 +66,10 @@ class _Count(logging.Handler):
 
 def run_case(aggregator: str, attack: str, rounds: int, out: Path) -> tuple[object, dict]:
     from securedd.config import RunConfig, apply_overrides
-    from securedd.federated.apps import FederationSettings, answer, run_in_process, run_server
+    from securedd.federated.apps import answer, run_in_process
     from securedd.federated.hostile import Hostile
+    from securedd.federated.server import run_server
+    from securedd.federated.settings import FederationSettings
 
     hostile = None
     if attack not in ("honest", "absent"):
@@ -75,7 +77,7 @@ def run_case(aggregator: str, attack: str, rounds: int, out: Path) -> tuple[obje
         hostile = Hostile(kind, weight=float(value)) if value else Hostile(kind)
     cfg = apply_overrides(RunConfig(), BASE)
     counter = _Count()
-    server_log = logging.getLogger("securedd.federated.apps")
+    server_log = logging.getLogger("securedd.federated.server")
     server_log.addHandler(counter)
     start = time.perf_counter()
     settings = FederationSettings(cfg, clients=5, rounds=rounds, aggregator=aggregator, server_momentum=0.5,

@@ -83,8 +83,10 @@ def run_leakage(options: dict[str, str], cfg, steps: int, out: Path) -> dict:
 
     from securedd.config import apply_overrides
     from securedd.distill.synthetic import class_labels
-    from securedd.federated.apps import FederationSettings, client_shard, initial_images
+    from securedd.federated.apps import client_shard
     from securedd.federated.leakage import LeakageSettings, leakage_attack, observe_round
+    from securedd.federated.server import initial_images
+    from securedd.federated.settings import FederationSettings
     from securedd.visualize import save_pairs
 
     cfg = apply_overrides(dataclasses.replace(cfg, model="convnet_attack"), ["method.batch_real=1",
@@ -128,7 +130,8 @@ def score_doorping(art, test, trigger, models: int, seed: int) -> dict:
 def run_one(name: str, options: dict[str, str], cfg, out: Path, states: dict | None = None):
     """Distil one run's set; returns ``(artifact, seconds)``."""
     from securedd.api import distill
-    from securedd.federated.apps import FederationSettings, run_in_process
+    from securedd.federated.apps import run_in_process
+    from securedd.federated.settings import FederationSettings
 
     start = time.perf_counter()
     if name == "dc":

@@ -157,8 +157,8 @@ class _Section:
 
 
 def federated_settings(data: DataConfig, seed: int, out: str | Path, progress: bool = False) -> Any:
-    """The demo's federation (:class:`~securedd.federated.apps.FederationSettings`; needs the [fl] extra)."""
-    from securedd.federated.apps import FederationSettings
+    """The demo's federation (:class:`~securedd.federated.settings.FederationSettings`; needs the [fl] extra)."""
+    from securedd.federated.settings import FederationSettings
 
     cfg = apply_overrides(RunConfig(data=data, seed=seed), FEDERATED_DEMO)
     return FederationSettings(cfg, clients=FEDERATED_CLIENTS, rounds=FEDERATED_ROUNDS,

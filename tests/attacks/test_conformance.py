@@ -68,7 +68,7 @@ def _leakage(scratch: Path) -> tuple[dict[str, Any], Any]:
 
 def _doorping(scratch: Path) -> tuple[dict[str, Any], Any]:
     from securedd.attacks.doorping import DoorpingTarget
-    from securedd.federated.apps import FederationSettings
+    from securedd.federated.settings import FederationSettings
 
     _, test = _digits()
     cfg = _dc("model=convnet_tiny", "method.outer_loop=1", "method.inner_loop=1", "method.batch_real=16")

@@ -9,7 +9,9 @@ from securedd.artifacts import load_artifact
 from securedd.config import RunConfig, apply_overrides
 from securedd.defences import make_defence
 from securedd.errors import ConfigError
-from securedd.federated.apps import FederationSettings, Reply, answer, reply_echo, run_in_process, run_server
+from securedd.federated.apps import answer, run_in_process
+from securedd.federated.server import Reply, reply_echo, run_server
+from securedd.federated.settings import FederationSettings
 
 
 def _settings(tmp_path, **kw) -> FederationSettings:
@@ -136,7 +138,7 @@ def test_the_progress_line_shows_each_rounds_replies_time_and_epsilon(tmp_path, 
 
 
 def test_a_class_is_averaged_over_the_clients_that_changed_it(tmp_path):
-    from securedd.federated.apps import _merge
+    from securedd.federated.server import _merge
 
     sent = torch.randn(10, 1, 8, 8, generator=torch.Generator().manual_seed(0))
     replies = []

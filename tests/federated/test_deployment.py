@@ -17,8 +17,8 @@ pytest.importorskip("flwr")
 
 from securedd.artifacts import load_artifact  # noqa: E402
 from securedd.config import RunConfig, apply_overrides  # noqa: E402
-from securedd.federated.apps import FederationSettings  # noqa: E402
 from securedd.federated.deploy import write_app  # noqa: E402
+from securedd.federated.settings import FederationSettings  # noqa: E402
 
 pytestmark = pytest.mark.fl
 BIN = Path(sys.executable).parent

@@ -8,9 +8,10 @@ import torch
 from securedd.config import RunConfig, apply_overrides
 from securedd.data import load_dataset
 from securedd.distill.synthetic import class_labels
-from securedd.federated.apps import FederationSettings, run_in_process
+from securedd.federated.apps import run_in_process
 from securedd.federated.client import local_update
 from securedd.federated.doorping import Doorping, arm, attack_success, optimise_trigger, stamp, top_neuron, trigger_mask
+from securedd.federated.settings import FederationSettings
 from securedd.models import create_model
 
 

@@ -7,9 +7,11 @@ import torch
 
 from securedd.config import RunConfig, apply_overrides
 from securedd.errors import ConfigError
-from securedd.federated.apps import FederationSettings, answer, run_in_process, run_server
+from securedd.federated.apps import answer, run_in_process
 from securedd.federated.hostile import Hostile
 from securedd.federated.screening import reply_change
+from securedd.federated.server import run_server
+from securedd.federated.settings import FederationSettings
 
 ROUNDS = 20
 

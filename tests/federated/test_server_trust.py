@@ -15,8 +15,10 @@ import torch
 
 from securedd.config import RunConfig, apply_overrides
 from securedd.errors import ConfigError
-from securedd.federated.apps import FederationSettings, Reply, answer, client_shard, reply_echo, run_server
+from securedd.federated.apps import answer, client_shard
 from securedd.federated.screening import ReplyPolicy
+from securedd.federated.server import Reply, reply_echo, run_server
+from securedd.federated.settings import FederationSettings
 
 
 def _settings(tmp_path, **kw) -> FederationSettings:

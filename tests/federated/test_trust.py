@@ -8,7 +8,9 @@ import torch
 from securedd.config import RunConfig, apply_overrides
 from securedd.errors import ConfigError
 from securedd.federated.aggregate import aggregate
-from securedd.federated.apps import FederationSettings, answer, reply_echo, run_server, server_reference
+from securedd.federated.apps import answer
+from securedd.federated.server import reply_echo, run_server, server_reference
+from securedd.federated.settings import FederationSettings
 from securedd.federated.trust import fltrust, trust_scores
 
 

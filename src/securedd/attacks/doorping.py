@@ -24,8 +24,9 @@ from securedd.config import EvalConfig
 from securedd.data import dataset_spec, load_dataset
 from securedd.data.spec import RealData
 from securedd.errors import ConfigError
-from securedd.federated.apps import FederationSettings, run_in_process
+from securedd.federated.apps import run_in_process
 from securedd.federated.doorping import Doorping, attack_success, trigger_mask
+from securedd.federated.settings import FederationSettings
 from securedd.models import MODELS, create_model
 from securedd.rng import make_generator
 from securedd.training import TrainSettings, eval_settings, score_model, train_model

@@ -49,7 +49,9 @@ class LeakageTarget:
     def from_federation(cls, config: RunConfig, clients: int = 5, client: int = 0, round_: int = 0,
                         defence: Defence[Any] | None = None, split: str = "iid") -> LeakageTarget:
         """Worker ``client`` of a ``clients``-way ``split`` of ``config``'s data, sent the server's first set."""
-        from securedd.federated.apps import FederationSettings, client_shard, initial_images
+        from securedd.federated.apps import client_shard
+        from securedd.federated.server import initial_images
+        from securedd.federated.settings import FederationSettings
 
         if not 0 <= client < clients:
             raise ConfigError(f"the attacked client must be in 0..{clients - 1}; got {client}")

@@ -224,7 +224,7 @@ class DoorpingCommand(AttackCommand):
 
     def target(self, args: argparse.Namespace, overrides: list[str]) -> Any:
         from securedd.attacks.doorping import DoorpingTarget
-        from securedd.federated.apps import FederationSettings
+        from securedd.federated.settings import FederationSettings
 
         cfg, preset = resolve_config(argparse.Namespace(**{**vars(args), "method": args.method or "dc",
                                                            "overrides": overrides}))

@@ -101,7 +101,8 @@ def defence_from_args(args: argparse.Namespace) -> Defence[Any] | None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        from securedd.federated.apps import FederationSettings, run_federation
+        from securedd.federated.apps import run_federation
+        from securedd.federated.settings import FederationSettings
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ConfigError(f"federated runs need the [fl] extra: pip install 'securedd[fl]' ({exc})") from None
     if args.method is None:

@@ -23,7 +23,8 @@ from typing import Any
 
 from securedd.config import config_from_dict, config_to_dict
 from securedd.defences import defence_from_dict
-from securedd.federated.apps import FederationSettings, make_client_app, serve
+from securedd.federated.apps import make_client_app, serve
+from securedd.federated.settings import FederationSettings
 
 __all__ = ["client_app", "server_app", "settings_from_run_config", "write_app"]
 
