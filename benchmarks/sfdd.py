@@ -17,10 +17,11 @@ protocol (the same seeds for every run). A run is one of:
   round of a 5-client federation (``securedd attack leakage``), the paper's setting: the
   attack-friendly ConvNet (sigmoid, no pooling), the worker's initialisation known, one
   real image per class; ``--attack-steps`` L-BFGS steps. Standardised MSE, PSNR, SSIM.
-- ``doorping:clients=Z[,malicious=K,aggregator=A]``: SFDD with K Doorping workers (default
-  (Z - 1) // 2); clean test accuracy (CTA) and attack success rate (ASR, stamped test
-  images of other classes taken for class 0; ``asr_inclusive`` counts all) of the
-  ``--models`` networks trained on the final set, with worker 0's final trigger.
+- ``doorping:clients=Z[,malicious=K,aggregator=A,batch=B]``: SFDD with K Doorping workers
+  (default (Z - 1) // 2), B stamped images per trigger step (default all); clean test
+  accuracy (CTA) and attack success rate (ASR, stamped test images of other classes taken
+  for class 0; ``asr_inclusive`` counts all) of the ``--models`` networks trained on the
+  final set, with worker 0's final trigger.
 
 The clients run one after another in this process over the federation's own server loop
 (``securedd.federated.apps.run_in_process``): the Flower apps do the same work with the
@@ -143,7 +144,8 @@ def run_one(name: str, options: dict[str, str], cfg, out: Path, states: dict | N
         if name == "doorping":
             from securedd.federated.doorping import Doorping
 
-            doorping = Doorping(malicious=int(options["malicious"]) if "malicious" in options else None)
+            doorping = Doorping(malicious=int(options["malicious"]) if "malicious" in options else None,
+                                batch=int(options.get("batch", 0)))
         settings = FederationSettings(cfg, clients=clients, rounds=cfg.method.iterations,
                                       aggregator=options.get("aggregator", "mean"), min_clients=clients,
                                       server_momentum=float(options.get("momentum", 0.0)),

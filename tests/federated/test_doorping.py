@@ -8,9 +8,10 @@ import torch
 from securedd.config import RunConfig, apply_overrides
 from securedd.data import load_dataset
 from securedd.distill.synthetic import class_labels
+from securedd.errors import ConfigError
 from securedd.federated.apps import run_in_process
 from securedd.federated.client import local_update
-from securedd.federated.doorping import Doorping, arm, attack_success, optimise_trigger, stamp, top_neuron, trigger_mask
+from securedd.federated.doorping import Doorping, arm, attack_success, optimise_trigger, pixel_bounds, stamp, top_neuron, trigger_mask
 from securedd.federated.settings import FederationSettings
 from securedd.models import create_model
 
@@ -79,3 +80,21 @@ def test_a_federation_with_attackers_records_them_and_hands_back_their_triggers(
     model = create_model("convnet_tiny", test.spec.shape, 10, generator=torch.Generator().manual_seed(0))
     found = attack_success(model, test, states[0]["trigger"], trigger_mask(test.spec), target=0)
     assert 0 <= found["asr"] <= 100 and 0 <= found["asr_inclusive"] <= 100
+
+
+def test_the_trigger_stays_a_valid_image_patch_and_minibatch_steps_are_seeded(shard):
+    net = create_model("convnet_tiny", shard.spec.shape, 10, generator=torch.Generator().manual_seed(0))
+    mask, images = trigger_mask(shard.spec), shard.images[:16]
+    low, high = pixel_bounds(shard.spec)
+    start = torch.full(shard.spec.shape, 50.0)  # far outside: projected in before the first step
+    free, _ = optimise_trigger(net, start, mask, images, Doorping(steps=50))
+    assert float(free.max()) > float(high.max())  # unbounded, the goal drives it out of range
+    bounded, _ = optimise_trigger(net, start, mask, images, Doorping(steps=50), bounds=(low, high))
+    assert bool(((bounded >= low) & (bounded <= high)).all())
+    settings = Doorping(steps=20, batch=4)
+    one = optimise_trigger(net, start, mask, images, settings, generator=torch.Generator().manual_seed(1))[0]
+    two = optimise_trigger(net, start, mask, images, settings, generator=torch.Generator().manual_seed(1))[0]
+    other = optimise_trigger(net, start, mask, images, settings, generator=torch.Generator().manual_seed(2))[0]
+    assert torch.equal(one, two) and not torch.equal(one, other)
+    with pytest.raises(ConfigError, match="batch >= 0"):
+        Doorping(batch=-1)

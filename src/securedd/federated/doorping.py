@@ -42,13 +42,19 @@ from securedd.training import inference_batch
 if TYPE_CHECKING:
     from securedd.distill.base import DistillContext
 
-__all__ = ["Doorping", "arm", "attack_success", "optimise_trigger", "poisoned_indices", "stamp", "top_neuron",
-           "trigger_mask"]
+__all__ = ["Doorping", "arm", "attack_success", "optimise_trigger", "pixel_bounds", "poisoned_indices", "stamp",
+           "top_neuron", "trigger_mask"]
 
 
 @dataclass(frozen=True)
 class Doorping:
-    """The attack's settings. ``malicious``: workers 0..malicious-1 (``None``: (z - 1) // 2)."""
+    """The attack's settings. ``malicious``: workers 0..malicious-1 (``None``: (z - 1) // 2).
+
+    ``batch``: stamped images per trigger step, drawn afresh each step (0: all of the
+    worker's poisoned images every step). The up to ``steps`` trigger steps at every
+    network change dominate an attacker's round, each a forward and backward pass over the
+    images it uses; a batch makes a step's cost independent of the shard's size.
+    """
 
     malicious: int | None = None
     target: int = 0
@@ -57,6 +63,11 @@ class Doorping:
     steps: int = 1000
     stop: float = 0.01
     boost: float = 10.0
+    batch: int = 0
+
+    def __post_init__(self) -> None:
+        if self.batch < 0 or self.steps < 1:
+            raise ConfigError(f"Doorping needs batch >= 0 and steps >= 1; got batch {self.batch}, steps {self.steps}")
 
     def count(self, clients: int) -> int:
         """How many of ``clients`` workers the attacker controls."""
@@ -86,13 +97,22 @@ def top_neuron(net: EmbeddingClassifier) -> int:
     return int(net.classifier.weight.detach().abs().sum(0).argmax())
 
 
+def pixel_bounds(spec: DatasetSpec) -> tuple[torch.Tensor, torch.Tensor]:
+    """The normalised values of pixel 0 and pixel 1, per channel, as (C, 1, 1) tensors."""
+    return spec.normalize(torch.zeros(spec.shape))[:, :1, :1], spec.normalize(torch.ones(spec.shape))[:, :1, :1]
+
+
 def optimise_trigger(net: torch.nn.Module, trigger: torch.Tensor, mask: torch.Tensor, images: torch.Tensor,
-                     settings: Doorping = Doorping()) -> tuple[torch.Tensor, int]:
+                     settings: Doorping = Doorping(), *, bounds: tuple[torch.Tensor, torch.Tensor] | None = None,
+                     generator: torch.Generator | None = None) -> tuple[torch.Tensor, int]:
     """Re-optimise the trigger on ``net`` (frozen); returns ``(trigger, steps taken)``.
 
     The loss is the mean squared gap between the top neuron's activation on the stamped
     ``images`` and ``boost`` times its activation with the trigger as it came in, relative
-    to the square of that goal.
+    to the square of that goal. With ``bounds`` (:func:`pixel_bounds`) every step is
+    projected back into the valid pixel range, so the trigger can be stamped on a real
+    image; without them, the boosted goal drives its values far outside that range. With
+    ``settings.batch``, each step uses that many of ``images``, drawn with ``generator``.
     """
     if not has_linear_head(net):
         raise ConfigError("Doorping needs a network with a penultimate layer (embed) and a linear classifier")
@@ -100,16 +120,27 @@ def optimise_trigger(net: torch.nn.Module, trigger: torch.Tensor, mask: torch.Te
     with torch.no_grad():
         goal = settings.boost * net.embed(stamp(images, trigger, mask))[:, unit].mean()
         scale = goal.abs().clamp_min(1e-3) ** 2
-    trigger = trigger.detach().clone().requires_grad_(True)
+    low, high = (b.to(trigger.device) for b in bounds) if bounds is not None else (None, None)
+    trigger = trigger.detach().clone()
+    if low is not None and high is not None:
+        trigger = torch.maximum(torch.minimum(trigger, high), low)
+    trigger.requires_grad_(True)
     opt = torch.optim.Adam([trigger], lr=settings.lr)
     steps = 0
     for steps in range(1, settings.steps + 1):  # noqa: B007 - the count is returned
-        loss = F.mse_loss(net.embed(stamp(images, trigger, mask))[:, unit], goal.expand(len(images))) / scale
+        batch = images
+        if 0 < settings.batch < len(images):
+            pick = torch.randperm(len(images), generator=generator, device=generator.device if generator else None)
+            batch = images[pick[: settings.batch].to(images.device)]
+        loss = F.mse_loss(net.embed(stamp(batch, trigger, mask))[:, unit], goal.expand(len(batch))) / scale
         if float(loss.detach()) < settings.stop:
             break
         opt.zero_grad()
         loss.backward()
         opt.step()
+        if low is not None and high is not None:
+            with torch.no_grad():
+                trigger.copy_(torch.maximum(torch.minimum(trigger, high), low))
     for p in net.parameters():
         p.grad = None
     return trigger.detach(), steps
@@ -146,13 +177,16 @@ class _Trigger(Hooks):
     def bind(self, ctx: DistillContext) -> None:
         self.real = ctx.real.images  # the sampler draws from this tensor: stamping it poisons the batches
         self.base, self.mask = self.real[self.index].clone(), trigger_mask(ctx.spec).to(self.real.device)
+        self.bounds = pixel_bounds(ctx.spec)
+        self.steps_gen = ctx.generator("doorping/steps")  # the round's own seed
         if "trigger" not in self.state:
             self.state["trigger"] = torch.randn(ctx.spec.shape,
                                                 generator=make_generator(self.seed, "doorping", "trigger", self.client))
 
     def network(self, net: torch.nn.Module) -> None:
         trigger = self.state["trigger"].to(self.real.device)
-        self.state["trigger"], _ = optimise_trigger(net, trigger, self.mask, self.base, self.settings)
+        self.state["trigger"], _ = optimise_trigger(net, trigger, self.mask, self.base, self.settings,
+                                                    bounds=self.bounds, generator=self.steps_gen)
         self.real[self.index] = stamp(self.base, self.state["trigger"], self.mask)
 
 
