@@ -117,7 +117,7 @@ def run_in_process(settings: FederationSettings,
     """Run every client in this process, one after another, over the same server loop.
 
     No messages travel: the clients' work (:func:`client_train`) and the server's
-    (:func:`run_server`) are exactly those of the Flower apps, so a seed gives the same
+    (:func:`~securedd.federated.server.run_server`) are exactly those of the Flower apps, so a seed gives the same
     set as :func:`run_federation`. Meant for tests and for benchmarks on one machine,
     where Flower's per-client processes only add start-up time. ``states`` receives what
     each client keeps between rounds (a Doorping attacker's trigger, for scoring).

@@ -127,7 +127,7 @@ A node asked that does not reply (a timeout, a lost connection) is recorded as d
 
 
 def run_server(settings: FederationSettings, exchange: Exchange) -> Artifact:
-    """The server's rounds over any transport (:func:`serve` is the Flower one).
+    """The server's rounds over any transport (:func:`~securedd.federated.apps.serve` is the Flower one).
 
     Screens every reply (:func:`~securedd.federated.screening.screen`) and logs each
     refusal with its reason; aggregates the rest when at least the quorum remain, and
