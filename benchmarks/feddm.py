@@ -93,7 +93,9 @@ def run_case(case: str, train, test, args: argparse.Namespace) -> dict:  # type:
         eval_seconds = time.perf_counter() - eval_start
     return {"accuracy_mean": round(arch.mean, 2), "accuracy_std": round(arch.std, 2),
             "accuracies": [round(a, 2) for a in arch.accuracies], "distill_seconds": round(seconds, 1),
-            "eval_seconds": round(eval_seconds, 1), "privacy": art.metadata.get("privacy")}
+            "eval_seconds": round(eval_seconds, 1), "privacy": art.metadata.get("privacy"),
+            "dropped_replies": sum(len(h.get("dropped", ())) for h in
+                                   art.metadata.get("info", {}).get("federated", {}).get("history", []))}
 
 
 def main() -> None:

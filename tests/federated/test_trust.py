@@ -30,9 +30,12 @@ def test_a_reply_against_the_reference_counts_for_nothing_and_norms_are_the_refe
         fltrust(sent, [], reference)
 
 
-def test_fltrust_is_the_servers_business_not_a_plain_aggregator():
-    with pytest.raises(ConfigError, match="server's own update on its root set"):
+def test_fltrust_is_the_servers_business_not_a_plain_aggregator(tmp_path):
+    with pytest.raises(ConfigError, match="Valid aggregators"):
         aggregate("fltrust", [torch.zeros(2)], [1.0])
+    assert _settings(tmp_path).aggregator == "fltrust"
+    with pytest.raises(ConfigError, match="Valid aggregators: fedavg, mean, median, trimmed_mean, fltrust"):
+        _settings(tmp_path, aggregator="krum")
 
 
 def _settings(tmp_path, **kw) -> FederationSettings:

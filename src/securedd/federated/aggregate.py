@@ -7,10 +7,11 @@ and per-client weights (shard sizes) and return one set:
 - ``mean``: the unweighted mean (as the SFDD paper averages);
 - ``median``: the coordinate-wise median (robust to a minority of poisoned replies);
 - ``trimmed_mean``: per coordinate, drop the ``trim`` largest and smallest share (at least
-  one value at each end from three replies on) and average the rest;
-- ``fltrust``: each reply's change rescaled to the norm of the server's own change on a
-  small clean root set and weighed by their cosine agreement
-  (:mod:`securedd.federated.trust`; run by the federation's server, which holds the root set).
+  one value at each end from three replies on) and average the rest.
+
+The federation's server also offers ``fltrust`` (:data:`SERVER_AGGREGATORS`,
+:mod:`securedd.federated.trust`): it needs the server's own update on a clean root set,
+which only the server has, so it is not an aggregator of stacked sets.
 
 The robust two are the server-stage defences of :mod:`securedd.defences.robust_aggregation`.
 
@@ -28,7 +29,7 @@ from securedd.defences.robust_aggregation import coordinate_median, trimmed_mean
 from securedd.errors import ConfigError
 from securedd.registry import Registry
 
-__all__ = ["AGGREGATORS", "aggregate"]
+__all__ = ["AGGREGATORS", "SERVER_AGGREGATORS", "aggregate", "check_aggregator"]
 
 Aggregator = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
 AGGREGATORS: Registry[Aggregator] = Registry("aggregator")
@@ -60,12 +61,15 @@ def _trimmed_mean(stack: torch.Tensor, weights: torch.Tensor, trim: float) -> to
     return trimmed_mean(stack, trim)
 
 
-@AGGREGATORS.register("fltrust")
-def _fltrust(stack: torch.Tensor, weights: torch.Tensor, trim: float) -> torch.Tensor:
-    """FLTrust: replies weighed by their agreement with the server's own update on a clean root set
-    (:mod:`securedd.federated.trust`); the federation's server runs it, as it needs that update."""
-    raise ConfigError("fltrust needs the server's own update on its root set: the federation's server "
-                      "(securedd federate --aggregator fltrust) runs it, not aggregate()")
+SERVER_AGGREGATORS = ("fltrust",)
+"""Aggregations the federation's server runs itself, beside the :data:`AGGREGATORS` of stacked sets."""
+
+
+def check_aggregator(name: str) -> None:
+    """Raise :class:`ConfigError` unless ``name`` is an aggregator the federation's server can run."""
+    if name not in SERVER_AGGREGATORS and name not in AGGREGATORS.names():
+        raise ConfigError(f"unknown aggregator '{name}'. Valid aggregators: "
+                          f"{', '.join([*AGGREGATORS.names(), *SERVER_AGGREGATORS])}")
 
 
 def aggregate(name: str, sets: list[torch.Tensor], weights: list[float], trim: float = 0.2) -> torch.Tensor:

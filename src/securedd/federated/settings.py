@@ -10,7 +10,7 @@ from typing import Any
 from securedd.config import RunConfig, config_to_dict
 from securedd.defences import Defence
 from securedd.errors import ConfigError
-from securedd.federated.aggregate import AGGREGATORS
+from securedd.federated.aggregate import check_aggregator
 from securedd.federated.client import check_federated
 from securedd.federated.doorping import Doorping
 from securedd.federated.hostile import Hostile
@@ -60,7 +60,7 @@ class FederationSettings:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        AGGREGATORS.get(self.aggregator)
+        check_aggregator(self.aggregator)
         if self.clients < 1 or self.rounds < 0 or not 1 <= self.min_clients <= self.clients:
             raise ConfigError(f"need clients >= 1, rounds >= 0 and 1 <= min_clients <= clients; got clients="
                               f"{self.clients}, rounds={self.rounds}, min_clients={self.min_clients}")
