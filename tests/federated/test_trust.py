@@ -9,7 +9,7 @@ from securedd.config import RunConfig, apply_overrides
 from securedd.errors import ConfigError
 from securedd.federated.aggregate import aggregate
 from securedd.federated.apps import answer
-from securedd.federated.server import reply_echo, run_server, server_reference
+from securedd.federated.server import Reply, reply_echo, run_server, server_reference
 from securedd.federated.settings import FederationSettings
 from securedd.federated.trust import fltrust, trust_scores
 
@@ -50,7 +50,7 @@ def test_a_sign_flipping_client_gets_no_trust_and_the_run_is_the_honest_clients_
         replies = [answer(n, images, record) for n in (1, 2)]
         honest = answer(0, images, record)
         flipped = images - (honest.images - images)  # the same size of change, the opposite way
-        return range(3), [*replies, type(honest)(0, flipped, honest.weight, 0.0, **reply_echo(images, record))]
+        return range(3), [*replies, Reply(0, flipped, honest.weight, 0.0, **reply_echo(images, record))]
 
     attacked = run_server(_settings(tmp_path / "a"), flipping)
     without = run_server(_settings(tmp_path / "b"), lambda im, rec: (range(3), [answer(n, im, rec) for n in (1, 2)]))
