@@ -98,3 +98,20 @@ def test_the_trigger_stays_a_valid_image_patch_and_minibatch_steps_are_seeded(sh
     assert torch.equal(one, two) and not torch.equal(one, other)
     with pytest.raises(ConfigError, match="batch >= 0"):
         Doorping(batch=-1)
+
+
+def test_a_plateau_ends_the_trigger_steps_and_patience_zero_keeps_the_reference_rule(shard):
+    net = create_model("convnet_tiny", shard.spec.shape, 10, generator=torch.Generator().manual_seed(0))
+    mask, images = trigger_mask(shard.spec), shard.images[:16]
+    low, high = pixel_bounds(shard.spec)
+    start = torch.zeros(shard.spec.shape)
+    # in the pixel range the 10x goal is out of reach: the loss stops falling long before 400 steps
+    early, n_early = optimise_trigger(net, start, mask, images, Doorping(steps=400, patience=10), bounds=(low, high))
+    full, n_full = optimise_trigger(net, start, mask, images, Doorping(steps=400, patience=0), bounds=(low, high))
+    assert n_full == 400 and 10 < n_early < 400
+    unit = top_neuron(net)
+    with torch.no_grad():
+        got = [float(net.embed(stamp(images, t, mask))[:, unit].mean()) for t in (start, early, full)]
+    assert got[1] > got[0] and got[1] == pytest.approx(got[2], rel=0.02)  # the extra steps add nothing
+    with pytest.raises(ConfigError, match="patience >= 0"):
+        Doorping(patience=-1)
