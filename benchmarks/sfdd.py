@@ -1,6 +1,6 @@
-"""Federated distillation (SFDD) on MNIST beside centralised DC and the SFDD paper.
+"""Federated distillation (SFDD) on MNIST or CIFAR-10 beside centralised DC and the SFDD paper.
 
-Every run distils an MNIST set with DC's gradient matching (ConvNet-3, noise init, the
+Every run distils a ``--dataset`` set with DC's gradient matching (ConvNet-3, noise init, the
 IPC's outer/inner schedule) from the same seed and for the same number of iterations, and
 trains ``--models`` fresh ConvNet-3 models on it with securedd's default evaluation
 protocol (the same seeds for every run). A run is one of:
@@ -17,11 +17,15 @@ protocol (the same seeds for every run). A run is one of:
   round of a 5-client federation (``securedd attack leakage``), the paper's setting: the
   attack-friendly ConvNet (sigmoid, no pooling), the worker's initialisation known, one
   real image per class; ``--attack-steps`` L-BFGS steps. Standardised MSE, PSNR, SSIM.
-- ``doorping:clients=Z[,malicious=K,aggregator=A,batch=B]``: SFDD with K Doorping workers
-  (default (Z - 1) // 2), B stamped images per trigger step (default all); clean test
-  accuracy (CTA) and attack success rate (ASR, stamped test images of other classes taken
-  for class 0; ``asr_inclusive`` counts all) of the ``--models`` networks trained on the
-  final set, with worker 0's final trigger.
+- ``doorping:clients=Z[,malicious=K,aggregator=A,batch=B,bounded=0]``: ``securedd attack
+  doorping``, SFDD with K Doorping workers (default (Z - 1) // 2), B stamped images per
+  trigger step (default all), the trigger kept in the pixel range unless ``bounded=0`` (the
+  original attack's unconstrained trigger), aggregated by A (mean, median, trimmed_mean, or fltrust, the server's
+  trust score against 10 clean images per class of its own); clean test accuracy (CTA) and
+  attack success rate (ASR, stamped test images of other classes taken for class 0;
+  ``asr_inclusive`` counts all) of the ``--models`` networks trained on the final set, with
+  worker 0's final trigger. PNGs next to the set: the trigger on test images
+  (``_trigger.png``) and the set (``_set.png``).
 
 The clients run one after another in this process over the federation's own server loop
 (``securedd.federated.apps.run_in_process``): the Flower apps do the same work with the
@@ -105,30 +109,36 @@ def run_leakage(options: dict[str, str], cfg, steps: int, out: Path) -> dict:
     return {**result.to_dict(), "steps": len(result.losses), "seconds": round(time.perf_counter() - start, 1)}
 
 
-def score_doorping(art, test, trigger, models: int, seed: int) -> dict:
-    """CTA and ASR of ``models`` ConvNet-3s trained on the set with the default protocol."""
-    import torch
+def run_doorping(options: dict[str, str], cfg, out: Path, models: int, test) -> dict:
+    """The ``doorping`` attack (``securedd attack doorping``) on this federation; its CTA and ASR.
 
-    from securedd.config import EvalConfig
-    from securedd.federated.doorping import Doorping, attack_success, trigger_mask
-    from securedd.models import create_model
-    from securedd.rng import make_generator
-    from securedd.training import eval_settings, score_model, train_model
+    Writes the trigger on test images next to ``out`` (``_trigger.png``) and the final set
+    (``_set.png``).
+    """
+    from securedd.attacks.doorping import DoorpingAttack, DoorpingTarget, save_trigger
+    from securedd.federated.settings import FederationSettings
+    from securedd.visualize import save_grid
 
-    spec, rows = art.spec, []
-    settings = eval_settings(EvalConfig(), spec.dsa_strategy)
-    for k in range(models):
-        gen = make_generator(seed, "sfdd-doorping-eval", k)
-        net = create_model("convnet", spec.shape, spec.num_classes, generator=gen)
-        train_model(net, art.images.float(), art.labels, settings, gen)
-        found = attack_success(net, test, trigger, trigger_mask(spec), Doorping().target)
-        rows.append({"cta": score_model(net, test).accuracy, **found})
-    table = {key: torch.tensor([r[key] for r in rows], dtype=torch.float64) for key in rows[0]}
-    return {**{f"{key}_mean": round(float(v.mean()), 2) for key, v in table.items()},
-            **{f"{key}_std": round(float(v.std(unbiased=False)), 2) for key, v in table.items()}, "per_model": rows}
+    clients = int(options.get("clients", 5))
+    attack = DoorpingAttack(malicious=int(options["malicious"]) if "malicious" in options else None,
+                            batch=int(options.get("batch", 0)), bounded=options.get("bounded", "1") != "0",
+                            models=models)
+    settings = FederationSettings(cfg, clients=clients, rounds=cfg.method.iterations, min_clients=clients,
+                                  aggregator=options.get("aggregator", "mean"),
+                                  server_momentum=float(options.get("momentum", 0.0)), out=str(out))
+    start = time.perf_counter()
+    result = attack.run(DoorpingTarget(settings, test), progress=True)
+    save_trigger(test, result.trigger, out.with_name(out.stem + "_trigger.png"))
+    save_grid(result.artifact, out.with_name(out.stem + "_set.png"))
+    found = result.to_dict()
+    return {key: found[key] for key in found if key not in ("artifact", "sha256")} | {
+        "seconds": round(time.perf_counter() - start, 1), "sha256": result.artifact.sha256,
+        "dropped_replies": sum(len(h.get("dropped", [])) for h in
+                               result.artifact.metadata["info"]["federated"].get("history", [])),
+        "doorping": result.artifact.metadata["info"]["federated"].get("doorping")}
 
 
-def run_one(name: str, options: dict[str, str], cfg, out: Path, states: dict | None = None):
+def run_one(name: str, options: dict[str, str], cfg, out: Path):
     """Distil one run's set; returns ``(artifact, seconds)``."""
     from securedd.api import distill
     from securedd.federated.apps import run_in_process
@@ -140,27 +150,22 @@ def run_one(name: str, options: dict[str, str], cfg, out: Path, states: dict | N
     else:
         defence = _defence(options)
         clients = int(options.get("clients", 5))
-        doorping = None
-        if name == "doorping":
-            from securedd.federated.doorping import Doorping
-
-            doorping = Doorping(malicious=int(options["malicious"]) if "malicious" in options else None,
-                                batch=int(options.get("batch", 0)))
         settings = FederationSettings(cfg, clients=clients, rounds=cfg.method.iterations,
                                       aggregator=options.get("aggregator", "mean"), min_clients=clients,
                                       server_momentum=float(options.get("momentum", 0.0)),
-                                      defence=defence, doorping=doorping, out=str(out))
-        art = run_in_process(settings, states)
+                                      defence=defence, out=str(out))
+        art = run_in_process(settings)
     return art, time.perf_counter() - start
 
 
 def main() -> None:
     from securedd.api import evaluate
     from securedd.config import RunConfig, apply_overrides
-    from securedd.data import load_dataset
+    from securedd.data import dataset_spec, load_dataset
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-root", default=os.environ.get("SECUREDD_DATA"))
+    p.add_argument("--dataset", default="mnist", choices=("mnist", "cifar10"))
     p.add_argument("--ipc", type=int, default=1)
     p.add_argument("--rounds", type=int, default=100, help="DC iterations = federated rounds")
     p.add_argument("--runs", nargs="+", default=["dc", "sfdd:clients=5"], help="see the module's text")
@@ -174,11 +179,11 @@ def main() -> None:
         p.error("--data-root (or SECUREDD_DATA) is required")
     runs = [(text, *parse_run(text)) for text in args.runs]
     cfg = apply_overrides(RunConfig(), [
-        "data.name='mnist'", f"data.root='{args.data_root}'", "model='convnet'", "method.name='dc'",
+        f"data.name='{args.dataset}'", f"data.root='{args.data_root}'", "model='convnet'", "method.name='dc'",
         f"method.ipc={args.ipc}", f"method.iterations={args.rounds}", f"seed={args.seed}"])
     test = None
     for text, name, options in runs:
-        key = f"mnist|ipc{args.ipc}|{args.rounds}|seed{args.seed}|{args.models}x|{text}"
+        key = f"{args.dataset}|ipc{args.ipc}|{args.rounds}|seed{args.seed}|{args.models}x|{text}"
         results = load_results(args.results)
         if key in results:
             print(f"{key}: done")
@@ -186,8 +191,8 @@ def main() -> None:
         out = args.work / (key.replace("|", "_").replace(":", "-").replace(",", "_").replace("=", "") + ".safetensors")
         out.parent.mkdir(parents=True, exist_ok=True)
         if name == "leakage":
-            key = f"mnist|leakage|{args.attack_steps}steps|seed{args.seed}|{text}"
-            out = args.work / f"leakage_{args.attack_steps}steps_seed{args.seed}_{text.replace(':', '-')}.png"
+            key = f"{args.dataset}|leakage|{args.attack_steps}steps|seed{args.seed}|{text}"
+            out = args.work / f"{args.dataset}_leakage_{args.attack_steps}steps_seed{args.seed}_{text.replace(':', '-')}.png"
             if key not in load_results(args.results):
                 found = run_leakage(options, cfg, args.attack_steps, out)
                 results = load_results(args.results)
@@ -195,23 +200,19 @@ def main() -> None:
                 save_results(args.results, results)
                 print(f"{key}: {found}", flush=True)
             continue
-        states: dict = {}
-        art, seconds = run_one(name, options, cfg, out, states)
         if test is None:
-            test = load_dataset("mnist", "test", root=args.data_root, spec=art.spec)
-        start = time.perf_counter()
+            test = load_dataset(args.dataset, "test", root=args.data_root,
+                                spec=dataset_spec(args.dataset, root=args.data_root))
         if name == "doorping":
-            if "trigger" not in states.get(0, {}):
-                raise SystemExit(f"{key}: the set exists but worker 0's trigger was not kept; delete {out} and rerun")
-            found = score_doorping(art, test, states[0]["trigger"], args.models, args.seed)
+            found = run_doorping(options, cfg, out, args.models, test)
             results = load_results(args.results)
-            results[key] = {"run": text, **found, "distill_seconds": round(seconds, 1),
-                            "eval_seconds": round(time.perf_counter() - start, 1),
-                            "doorping": art.metadata["info"]["federated"].get("doorping")}
+            results[key] = {"run": text, **found}
             save_results(args.results, results)
             print(f"{key}: CTA {found['cta_mean']:.2f} ± {found['cta_std']:.2f}, ASR {found['asr_mean']:.2f} ± "
                   f"{found['asr_std']:.2f}", flush=True)
             continue
+        art, seconds = run_one(name, options, cfg, out)
+        start = time.perf_counter()
         report = evaluate(art, runs=args.models, test=test, seed=args.seed, progress=False)
         arch = report.archs[0]
         results = load_results(args.results)

@@ -97,7 +97,9 @@ def test_doorping_runs_a_federation_with_an_attacker_and_scores_the_set(tmp_path
                         "--rounds", "1", "--malicious", "1", "model=convnet_tiny", "method.outer_loop=1",
                         "method.inner_loop=1", "method.batch_real=16", "attack.rate=0.05", "attack.steps=5",
                         "attack.models=1", "attack.model=convnet_tiny", "attack.epochs=2", "--out",
-                        str(tmp_path / "door.safetensors"), "--json", str(tmp_path / "door.json"), "-q")
+                        str(tmp_path / "door.safetensors"), "--json", str(tmp_path / "door.json"), "--grid",
+                        str(tmp_path / "trigger.png"), "-q")
     found = json.loads((tmp_path / "door.json").read_text())
     assert code == 0 and "1 of 2 workers malicious" in out and (tmp_path / "door.safetensors").is_file()
+    assert (tmp_path / "trigger.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert found["malicious"] == 1 and len(found["per_model"]) == 1 and 0 <= found["asr_mean"] <= 100

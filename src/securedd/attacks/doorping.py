@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import statistics
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -25,13 +26,13 @@ from securedd.data import dataset_spec, load_dataset
 from securedd.data.spec import RealData
 from securedd.errors import ConfigError
 from securedd.federated.apps import run_in_process
-from securedd.federated.doorping import Doorping, attack_success, trigger_mask
+from securedd.federated.doorping import Doorping, attack_success, stamp, trigger_mask
 from securedd.federated.settings import FederationSettings
 from securedd.models import MODELS, create_model
 from securedd.rng import make_generator
 from securedd.training import TrainSettings, eval_settings, score_model, train_model
 
-__all__ = ["DoorpingAttack", "DoorpingParams", "DoorpingResult", "DoorpingTarget"]
+__all__ = ["DoorpingAttack", "DoorpingParams", "DoorpingResult", "DoorpingTarget", "save_trigger"]
 
 
 @dataclass(frozen=True)
@@ -163,3 +164,23 @@ class DoorpingAttack(Attack[DoorpingTarget, DoorpingResult]):
             found = attack_success(net, test, trigger, trigger_mask(spec), p.target)
             rows.append({"cta": score_model(net, test).accuracy, **found})
         return DoorpingResult(rows, settings.clients, workers, p.target, art, trigger)
+
+
+def save_trigger(test: RealData, trigger: torch.Tensor, path: str | Path) -> Path:
+    """PNG: the first test image of each class (top) above the same image stamped with ``trigger``.
+
+    The trigger is a 2x2 patch one pixel in from the bottom-right corner; the captions give
+    its pixel values (channel means, in [0, 1]).
+    """
+    from securedd.visualize import save_pairs
+
+    spec = test.spec
+    first = [int(torch.nonzero(test.labels == c)[0]) for c in range(spec.num_classes) if bool((test.labels == c).any())]
+    clean = test.images[first].float()
+    stamped = stamp(clean, trigger, trigger_mask(spec))
+    pixels = spec.denormalize(trigger.unsqueeze(0))[0].clamp(0, 1).mean(0)
+    values = pixels[trigger_mask(spec)[0] > 0]
+    caption = " ".join(f"{v:.2f}" for v in values.tolist())
+    captions = [f"class {int(test.labels[i])}" + (f"\npatch {caption}" if k == 0 else "") for k, i in enumerate(first)]
+    return save_pairs(spec.denormalize(clean).clamp(0, 1), spec.denormalize(stamped).clamp(0, 1), captions, path,
+                      rows=("clean", "stamped"))

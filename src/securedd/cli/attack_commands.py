@@ -207,7 +207,7 @@ class DoorpingCommand(AttackCommand):
     examples = ("securedd attack doorping --dataset digits --ipc 1 --clients 3 --rounds 5 model=convnet_tiny "
                 "attack.models=1 attack.epochs=50 --out door.safetensors",
                 "securedd attack doorping --dataset mnist --data-root ~/data --clients 5 --malicious 2 "
-                "--aggregator median --out door.safetensors")
+                "--aggregator median --out door.safetensors --grid trigger.png")
     run_config = True
 
     def add_flags(self, p: argparse.ArgumentParser) -> None:
@@ -218,6 +218,8 @@ class DoorpingCommand(AttackCommand):
         p.add_argument("--split", default="iid", help="iid (default) or dirichlet:ALPHA (label skew)")
         p.add_argument("--aggregator", default="mean", help="mean (the paper), fedavg, median or trimmed_mean")
         p.add_argument("--out", "-o", metavar="FILE", help="the federated set (default: out/doorping_...)")
+        p.add_argument("--grid", metavar="PNG", help="also write test images beside the same images stamped with "
+                                                    "worker 0's final trigger")
 
     def flag_settings(self, args: argparse.Namespace) -> dict[str, Any]:
         return _given(args, malicious="malicious")
@@ -232,6 +234,17 @@ class DoorpingCommand(AttackCommand):
         out = args.out or str(default_out(cfg).with_name(f"doorping_{default_out(cfg).name}"))
         return DoorpingTarget(FederationSettings(cfg, clients=args.clients, rounds=args.rounds, split=args.split,
                                                  aggregator=args.aggregator, out=out))
+
+    def report(self, args: argparse.Namespace, params: Any, target: Any, result: AttackResult) -> None:
+        super().report(args, params, target, result)
+        if args.grid:
+            from securedd.attacks.doorping import save_trigger
+            from securedd.data import load_dataset
+
+            cfg = target.settings.config
+            test = target.test or load_dataset(cfg.data.name, "test", root=cfg.data.root, download=cfg.data.download,
+                                               spec=result.artifact.spec, skip_bad_images=cfg.data.skip_bad_images)
+            echo(f"wrote {save_trigger(test, result.trigger, args.grid)}")
 
 
 def _set_model(args: argparse.Namespace, art: Artifact) -> torch.nn.Module:

@@ -60,6 +60,9 @@ class Doorping:
     images it uses; a batch makes a step's cost independent of the shard's size.
     ``patience``: stop once the loss has not improved on its best (by a relative 1e-4) for
     this many steps (0: only ``stop`` and ``steps`` end it, REFERENCE's rule).
+    ``bounded``: keep the trigger inside the valid pixel range, a patch a real image can
+    carry (the default). ``False`` is the original attack's unconstrained trigger: its
+    values leave that range, so it can only be stamped on images after normalisation.
     """
 
     malicious: int | None = None
@@ -71,6 +74,7 @@ class Doorping:
     boost: float = 10.0
     batch: int = 0
     patience: int = 50
+    bounded: bool = True
 
     def __post_init__(self) -> None:
         if self.batch < 0 or self.steps < 1 or self.patience < 0:
@@ -192,7 +196,7 @@ class _Trigger(Hooks):
     def bind(self, ctx: DistillContext) -> None:
         self.real = ctx.real.images  # the sampler draws from this tensor: stamping it poisons the batches
         self.base, self.mask = self.real[self.index].clone(), trigger_mask(ctx.spec).to(self.real.device)
-        self.bounds = pixel_bounds(ctx.spec)
+        self.bounds = pixel_bounds(ctx.spec) if self.settings.bounded else None
         self.steps_gen = ctx.generator("doorping/steps")  # the round's own seed
         if "trigger" not in self.state:
             self.state["trigger"] = torch.randn(ctx.spec.shape,
