@@ -239,6 +239,32 @@ def test_federate_distribution_matching_with_a_client_defence_on_flower(tmp_path
     assert art.metadata["info"]["federated"]["defence"]["k"] == 3
 
 
+@pytest.mark.fl
+def test_federate_target_epsilon_sets_the_noise_the_ledger_then_reports(tmp_path, capsys):
+    pytest.importorskip("flwr")
+    from securedd.artifacts import load_artifact
+
+    out = tmp_path / "dp.safetensors"
+    assert main(["federate", "--dataset", "digits", "--method", "dm", "--ipc", "1", "--clients", "2", "--rounds", "2",
+                 "model=convnet_tiny", "method.batch_real=16", "--defence", "localdp-gaussian", "--target-epsilon",
+                 "8", "--quiet", "--out", str(out)]) == 0
+    privacy = load_artifact(out).metadata["privacy"]
+    assert privacy["mechanism"] == "gaussian" and 7.9 < privacy["epsilon"] <= 8.0 and privacy["rounds"] == 2
+    assert f"noise multiplier {privacy['noise_multiplier']:.4f}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--target-epsilon", "8"], "add --defence localdp-gaussian"),
+    (["--defence", "localdp-gaussian", "--target-epsilon", "8", "--noise-multiplier", "2"], "not both"),
+    (["--defence", "localdp-gaussian", "--target-epsilon", "-1"], "target epsilon needs epsilon > 0"),
+])
+def test_federate_target_epsilon_refuses_what_it_cannot_honour(tmp_path, capsys, flags, message):
+    code = main(["federate", "--dataset", "digits", "--clients", "2", "--rounds", "2", "--out",
+                 str(tmp_path / "x.safetensors"), *flags])
+    assert code != 0 and message in capsys.readouterr().err
+    assert not (tmp_path / "x.safetensors").exists()
+
+
 def _random_artifact(tmp_path: Path, capsys) -> Path:
     art = tmp_path / "r.safetensors"
     assert run(capsys, "distill", "--method", "random", "--ipc", "1", "--out", str(art), "--quiet")[0] == 0

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from securedd.defences.accounting import PrivacyLedger
+from securedd.defences.accounting import PrivacyLedger, noise_for_epsilon
 from securedd.defences.label_dispersion import ldpo_rld_targets
 from securedd.defences.local_dp import gaussian_local_dp, laplace_local_dp
 from securedd.errors import ConfigError
@@ -80,3 +80,23 @@ def test_laplace_noise_is_finite_even_for_a_draw_of_zero(monkeypatch):
     monkeypatch.setattr(torch, "rand", lambda shape, **kwargs: torch.zeros(shape))
     noisy = laplace_local_dp(torch.zeros(4), 1.0, 0.1, torch.Generator().manual_seed(0))
     assert torch.isfinite(noisy).all() and (noisy.abs() > 1).all()  # the extreme draw: large, but finite
+
+
+@pytest.mark.parametrize(("epsilon", "rounds", "accountant"), [(8.0, 100, "rdp"), (1.0, 100, "rdp"), (50.0, 10, "rdp"),
+                                                            (8.0, 20, "pld")])
+def test_noise_for_epsilon_is_the_ledgers_inverse_from_the_safe_side(epsilon, rounds, accountant):
+    z = noise_for_epsilon(epsilon, rounds, accountant=accountant)
+    spent = PrivacyLedger("gaussian", z, rounds, 1e-5, accountant).epsilon()
+    assert spent <= epsilon and spent > 0.99 * epsilon  # at the target, never above it
+    assert PrivacyLedger("gaussian", 0.99 * z, rounds, 1e-5, accountant).epsilon() > epsilon  # and the least noise
+
+
+def test_noise_for_epsilon_matches_the_reference_and_refuses_what_has_no_answer():
+    assert noise_for_epsilon(8.0, 100) == pytest.approx(6.38, abs=0.01)  # REFERENCE section 4
+    assert noise_for_epsilon(8.0, 100, accountant="pld") < noise_for_epsilon(8.0, 100)  # PLD is tighter
+    for bad in ({"epsilon": 0.0, "rounds": 10}, {"epsilon": math.nan, "rounds": 10}, {"epsilon": 1.0, "rounds": 0},
+                {"epsilon": 1.0, "rounds": 10, "delta": 1.0}):
+        with pytest.raises(ConfigError, match="target epsilon needs"):
+            noise_for_epsilon(**bad)
+    with pytest.raises(ConfigError, match="accountant must be one of"):
+        noise_for_epsilon(1.0, 10, accountant="moments")

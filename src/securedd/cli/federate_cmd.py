@@ -35,6 +35,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             "--defence localdp-gaussian --clip 1 --noise-multiplier 1 --out feddm.safetensors",
             "securedd federate --dataset mnist --method dc --ipc 1 --clients 5 --rounds 100 --data-root ~/data "
             "--defence localdp-gaussian --clip 1 --noise-multiplier 1 --accountant pld --out dp.safetensors",
+            "securedd federate --dataset mnist --method dc --ipc 1 --clients 5 --rounds 100 --data-root ~/data "
+            "--defence localdp-gaussian --target-epsilon 8 --out dp8.safetensors",
             "securedd federate --dataset mnist --method dc --ipc 10 --clients 10 --split dirichlet:0.5 "
             "--aggregator median --data-root ~/data --out skew.safetensors",
             "securedd federate --dataset digits --method dm --ipc 10 --clients 5 --rounds 20 model=convnet_tiny "
@@ -67,6 +69,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     add_defence_flags(p)
     p.add_argument("--accountant", default="rdp", choices=("rdp", "pld"), help="privacy accountant (default: rdp)")
     p.add_argument("--delta", type=float, default=1e-5, help="delta of the reported epsilon")
+    p.add_argument("--target-epsilon", type=float, default=None, metavar="EPS",
+                   help="Gaussian LocalDP: the smallest noise multiplier whose --rounds spend at most EPS at "
+                        "--delta with --accountant (instead of --noise-multiplier)")
     p.add_argument("--out", "-o", metavar="FILE", help="the artifact (default: out/...)")
     p.add_argument("--deploy-app", metavar="DIR",
                    help="instead of simulating, write the app folder for Flower's deployment engine (flwr run DIR)")
@@ -87,7 +92,8 @@ def add_defence_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clamp", type=float, default=1.0, help="Laplace LocalDP: per-coordinate clamp")
     p.add_argument("--scale", type=float, default=0.1, help="Laplace LocalDP: noise scale")
     p.add_argument("--clip", type=float, default=1.0, help="Gaussian LocalDP: L2 clip of the update")
-    p.add_argument("--noise-multiplier", type=float, default=1.0, help="Gaussian LocalDP: noise multiplier")
+    p.add_argument("--noise-multiplier", type=float, default=None,
+                   help="Gaussian LocalDP: noise multiplier (default: 1, or what --target-epsilon needs)")
 
 
 def defence_from_args(args: argparse.Namespace) -> Defence[Any] | None:
@@ -96,7 +102,24 @@ def defence_from_args(args: argparse.Namespace) -> Defence[Any] | None:
         return None
     fields = {f.name for f in dataclasses.fields(DEFENCES.get(args.defence).Params)}
     return make_defence(args.defence, **{name: getattr(args, flag) for name, flag in _DEFENCE_FLAGS.items()
-                                         if name in fields})
+                                         if name in fields and getattr(args, flag) is not None})
+
+
+def calibrate_noise(args: argparse.Namespace) -> None:
+    """Set ``args.noise_multiplier`` from ``--target-epsilon`` (the ledger's inverse), if one is given."""
+    if args.target_epsilon is None:
+        return
+    if args.defence != "localdp-gaussian":
+        raise ConfigError(f"--target-epsilon sets the noise of Gaussian LocalDP, the one defence with a formal "
+                          f"epsilon; add --defence localdp-gaussian (got --defence {args.defence})")
+    if args.noise_multiplier is not None:
+        raise ConfigError("give --target-epsilon or --noise-multiplier, not both")
+    from securedd.defences.accounting import noise_for_epsilon
+
+    args.noise_multiplier = noise_for_epsilon(args.target_epsilon, args.rounds, delta=args.delta,
+                                              accountant=args.accountant)
+    echo(f"noise multiplier {args.noise_multiplier:.4f}: epsilon at most {args.target_epsilon:g} at delta "
+         f"{args.delta:g} over {args.rounds} rounds ({args.accountant})")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -115,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         check_output(out, what="--out")
         check_output(out.with_suffix(".server.pt"), what="the server checkpoint")
+    calibrate_noise(args)
     defence = defence_from_args(args)
     settings = FederationSettings(cfg, clients=args.clients, rounds=args.rounds, split=args.split,
                                   aggregator=args.aggregator, trim=args.trim, trust_root=args.trust_root,
