@@ -11,8 +11,9 @@ protocol (the same seeds for every run). A run is one of:
   mean, the paper's, or fedavg, median, trimmed_mean; ``momentum=`` the server's FedAvgM
   momentum, 0 by default). Defences: ``ldpo-rld`` (k=9, eps=9/11; ``draw=`` class, one
   distribution per class and matching step, or image, one per image), ``localdp-laplace``
-  (``scale=``), ``localdp-gaussian`` (``noise=`` multiplier, ``clip=``; epsilon from the RDP
-  accountant at delta 1e-5).
+  (``scale=``), ``localdp-gaussian`` (``noise=`` multiplier or ``epsilon=``, the noise that
+  spends that epsilon over ``--rounds``, ``clip=``; epsilon from the RDP accountant at delta
+  1e-5).
 - ``leakage[:defence=D,...]``: the honest-but-curious server's attack on client 0's first
   round of a 5-client federation (``securedd attack leakage``), the paper's setting: the
   attack-friendly ConvNet (sigmoid, no pooling), the worker's initialisation known, one
@@ -41,6 +42,9 @@ Usage:
     python benchmarks/sfdd.py ... --runs sfdd:clients=5,defence=ldpo-rld sfdd:clients=5,defence=localdp-gaussian,noise=1
     python benchmarks/sfdd.py ... --runs leakage leakage:defence=ldpo-rld --attack-steps 10
     python benchmarks/sfdd.py ... --runs doorping:clients=5 doorping:clients=5,aggregator=median
+    python benchmarks/sfdd.py ... --runs sfdd:clients=5,defence=localdp-gaussian,epsilon=8 \
+        leakage:defence=localdp-gaussian,epsilon=8
+    python benchmarks/sfdd.py ... --table5 none defence=ldpo-rld defence=localdp-gaussian,epsilon=8
 
 Results go to ``benchmarks/results/sfdd.json`` (``--results`` to change), keyed by the
 run and its settings; a finished run is not repeated.
@@ -74,15 +78,19 @@ def parse_run(text: str) -> tuple[str, dict[str, str]]:
     return name, options
 
 
-def _defence(options: dict[str, str]):
+def _defence(options: dict[str, str], rounds: int):
+    """The client defence of ``options``; ``epsilon=E`` (Gaussian LocalDP) calibrates the noise to ``rounds``."""
     from securedd.defences import make_defence
+    from securedd.defences.accounting import noise_for_epsilon
 
     name = options.get("defence", "none")
-    return None if name == "none" else make_defence(
-        name, **{DEFENCE_FLAGS[k][0]: DEFENCE_FLAGS[k][1](v) for k, v in options.items() if k in DEFENCE_FLAGS})
+    settings = {DEFENCE_FLAGS[k][0]: DEFENCE_FLAGS[k][1](v) for k, v in options.items() if k in DEFENCE_FLAGS}
+    if "epsilon" in options:
+        settings["noise_multiplier"] = noise_for_epsilon(float(options["epsilon"]), rounds)
+    return None if name == "none" else make_defence(name, **settings)
 
 
-def run_leakage(options: dict[str, str], cfg, steps: int, out: Path) -> dict:
+def run_leakage(options: dict[str, str], cfg, steps: int, out: Path, rounds: int) -> dict:
     """The leakage attack on client 0's first round; its metrics (and a PNG next to ``out``)."""
     import dataclasses
 
@@ -101,7 +109,8 @@ def run_leakage(options: dict[str, str], cfg, steps: int, out: Path) -> dict:
     shard = client_shard(cfg, clients, "iid", 0)
     sent = initial_images(FederationSettings(cfg, clients=clients))
     start = time.perf_counter()
-    seen = observe_round(cfg, shard, sent, class_labels(shard.spec.num_classes, 1), defence=_defence(options))
+    seen = observe_round(cfg, shard, sent, class_labels(shard.spec.num_classes, 1),
+                         defence=_defence(options, rounds))
     result = leakage_attack(seen, shard.spec, LeakageSettings(iterations=steps), progress=True)
     spec = shard.spec
     save_pairs(spec.denormalize(result.real), spec.denormalize(result.reconstruction),
@@ -148,7 +157,7 @@ def run_one(name: str, options: dict[str, str], cfg, out: Path):
     if name == "dc":
         art = distill(cfg, out=out, resume=Path(str(out) + ".ckpt").is_file())
     else:
-        defence = _defence(options)
+        defence = _defence(options, cfg.method.iterations)
         clients = int(options.get("clients", 5))
         settings = FederationSettings(cfg, clients=clients, rounds=cfg.method.iterations,
                                       aggregator=options.get("aggregator", "mean"), min_clients=clients,
@@ -156,6 +165,65 @@ def run_one(name: str, options: dict[str, str], cfg, out: Path):
                                       defence=defence, out=str(out))
         art = run_in_process(settings)
     return art, time.perf_counter() - start
+
+
+def table5(args: argparse.Namespace, arms: list[str]) -> None:
+    """Print Table 5 (accuracy beside the server's leakage, per defence arm) and plot one against the other.
+
+    An arm is a defence's options (``defence=ldpo-rld``, ``defence=localdp-gaussian,epsilon=8``;
+    ``none`` for no defence): its accuracy is the run ``sfdd:clients=5,ARM`` and its leakage
+    the run ``leakage:ARM``, both already in the results.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from securedd.defences.accounting import PrivacyLedger
+
+    results = load_results(args.results)
+    rows = []
+    for arm in arms:
+        tail = "" if arm == "none" else arm
+        options = dict(item.split("=", 1) for item in tail.split(",") if item)
+        acc_key = f"{args.dataset}|ipc{args.ipc}|{args.rounds}|seed{args.seed}|{args.models}x|sfdd:clients=5" + \
+            (f",{tail}" if tail else "")
+        rounds = f"|{args.rounds}rounds" if "epsilon" in options else ""
+        leak_key = f"{args.dataset}|leakage|{args.attack_steps}steps{rounds}|seed{args.seed}|leakage" + \
+            (f":{tail}" if tail else "")
+        acc, leak = results.get(acc_key), results.get(leak_key)
+        if acc is None or leak is None:
+            print(f"{arm}: missing {'accuracy (' + acc_key + ')' if acc is None else ''} "
+                  f"{'leakage (' + leak_key + ')' if leak is None else ''}")
+            continue
+        privacy = acc.get("privacy") or {}
+        eps = {}
+        if privacy.get("mechanism") == "gaussian":
+            for name in ("rdp", "pld"):
+                eps[name] = PrivacyLedger("gaussian", privacy["noise_multiplier"], privacy["rounds"],
+                                          privacy["delta"], name).epsilon()
+        rows.append((arm, acc["accuracy_mean"], acc["accuracy_std"], leak["standardised_mse"], leak["psnr"],
+                     leak["ssim"], eps))
+    print(f"| defence | accuracy | leakage MSE | PSNR | SSIM | epsilon RDP / PLD |  ({args.dataset}, IPC {args.ipc}, "
+          f"{args.rounds} rounds, {args.attack_steps} attack steps)")
+    print("|---|---|---|---|---|---|")
+    for arm, mean, std, mse, psnr, ssim, eps in rows:
+        spent = f"{eps['rdp']:.2f} / {eps['pld']:.2f}" if eps else "infinite (no defence)" if arm == "none" else \
+            "none (no formal guarantee)"
+        print(f"| {arm} | {mean:.2f} ± {std:.2f} | {mse:.3f} | {psnr:.2f} | {ssim:.3f} | {spent} |")
+    if rows:
+        fig, ax = plt.subplots(figsize=(5, 4))
+        for arm, mean, std, mse, *_ in rows:
+            ax.errorbar(mse, mean, yerr=std, fmt="o", capsize=3)
+            ax.annotate(arm.replace("defence=", ""), (mse, mean), textcoords="offset points", xytext=(4, 4),
+                        fontsize=7)
+        ax.set_xlabel("server's leakage: standardised MSE (higher leaks less; about 2 is no information)")
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_title(f"SFDD, {args.dataset}, 5 clients, IPC {args.ipc}, {args.rounds} rounds", fontsize=9)
+        out = args.results.with_name(f"table5_{args.dataset}_ipc{args.ipc}_{args.rounds}.png")
+        fig.tight_layout()
+        fig.savefig(out, dpi=120)
+        print(f"wrote {out}")
 
 
 def main() -> None:
@@ -174,7 +242,12 @@ def main() -> None:
     p.add_argument("--attack-steps", type=int, default=10, help="L-BFGS steps of a leakage run (20 evaluations each)")
     p.add_argument("--results", type=Path, default=RESULTS)
     p.add_argument("--work", type=Path, default=HERE / "work" / "sfdd", help="where sets and checkpoints are kept")
+    p.add_argument("--table5", nargs="+", metavar="ARM",
+                   help="instead of running: Table 5 from the results, each ARM a defence's options or none")
     args = p.parse_args()
+    if args.table5:
+        table5(args, args.table5)
+        return
     if not args.data_root:
         p.error("--data-root (or SECUREDD_DATA) is required")
     runs = [(text, *parse_run(text)) for text in args.runs]
@@ -192,9 +265,11 @@ def main() -> None:
         out.parent.mkdir(parents=True, exist_ok=True)
         if name == "leakage":
             key = f"{args.dataset}|leakage|{args.attack_steps}steps|seed{args.seed}|{text}"
+            if "epsilon" in options:  # the noise is calibrated to the federation's rounds
+                key = f"{args.dataset}|leakage|{args.attack_steps}steps|{args.rounds}rounds|seed{args.seed}|{text}"
             out = args.work / f"{args.dataset}_leakage_{args.attack_steps}steps_seed{args.seed}_{text.replace(':', '-')}.png"
             if key not in load_results(args.results):
-                found = run_leakage(options, cfg, args.attack_steps, out)
+                found = run_leakage(options, cfg, args.attack_steps, out, args.rounds)
                 results = load_results(args.results)
                 results[key] = {"run": text, **found}
                 save_results(args.results, results)
