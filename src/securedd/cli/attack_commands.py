@@ -238,9 +238,10 @@ class DoorpingCommand(AttackCommand):
     def report(self, args: argparse.Namespace, params: Any, target: Any, result: AttackResult) -> None:
         super().report(args, params, target, result)
         if args.grid:
-            from securedd.attacks.doorping import save_trigger
+            from securedd.attacks.doorping import DoorpingResult, save_trigger
             from securedd.data import load_dataset
 
+            assert isinstance(result, DoorpingResult)
             cfg = target.settings.config
             test = target.test or load_dataset(cfg.data.name, "test", root=cfg.data.root, download=cfg.data.download,
                                                spec=result.artifact.spec, skip_bad_images=cfg.data.skip_bad_images)
