@@ -116,6 +116,15 @@ def _key_search(scratch: Path) -> tuple[dict[str, Any], Any]:
             KeySearchTarget(art, test, train, load_key(scratch / "target.key")))
 
 
+def _intercept(scratch: Path) -> tuple[dict[str, Any], Any]:
+    from securedd.attacks.intercept import InterceptTarget
+
+    settings, target = _key_search(scratch)
+    validation = target.train.subset(torch.arange(50))
+    return ({"models": "mlp", "protocols": "plain", "lrs": "0.01,0.1", "epochs": 3},
+            InterceptTarget(target.artifact, validation, target.test, target.true_key))
+
+
 def _poisoning(scratch: Path) -> tuple[dict[str, Any], Any]:
     from securedd.api import distill
     from securedd.attacks.poisoning import PoisoningTarget
@@ -138,6 +147,7 @@ TARGETS: dict[str, Callable[[Path], tuple[dict[str, Any], Any]]] = {
     "lira": lambda scratch: ({"shadows": 2}, _membership(pipeline=True)),
     "deepfool": _deepfool,
     "key-search": _key_search,
+    "train-on-intercept": _intercept,
     "poisoning": _poisoning,
 }
 
@@ -148,6 +158,8 @@ BAD: dict[str, list[dict[str, Any]]] = {
     "deepfool": [{"norm": "l1"}, {"epsilons": "-0.1,0.2"}, {"steps": 0}],
     "key-search": [{"budget": 0}, {"schemes": "no-such-scheme"}, {"models": "no-such-model"}],
     "poisoning": [],
+    "train-on-intercept": [{"protocols": "replay"}, {"labels": "none"}, {"optimizers": "lbfgs"}, {"lrs": "0"},
+                           {"models": "no-such-model"}, {"epochs": 0}],
 }
 
 

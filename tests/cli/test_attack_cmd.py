@@ -103,3 +103,20 @@ def test_doorping_runs_a_federation_with_an_attacker_and_scores_the_set(tmp_path
     assert code == 0 and "1 of 2 workers malicious" in out and (tmp_path / "door.safetensors").is_file()
     assert (tmp_path / "trigger.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert found["malicious"] == 1 and len(found["per_model"]) == 1 and 0 <= found["asr_mean"] <= 100
+
+
+def test_train_on_intercept_tabulates_the_picks_beside_the_key_holder(tmp_path: Path, capsys):
+    from securedd.api import distill
+    from securedd.config import RunConfig, apply_overrides
+
+    cfg = apply_overrides(RunConfig(), [
+        "method.name=secdd", "data.name=digits", "model=convnet_tiny", "method.ipc=1", "method.iterations=2",
+        "method.batch_real=32", f"method.key='{tmp_path / 'target.key'}'", "method.mode=learn", "seed=2"])
+    distill(cfg, out=tmp_path / "secret.safetensors", progress=False)
+    code, out, _ = _run(capsys, "attack", "train-on-intercept", str(tmp_path / "secret.safetensors"),
+                        "attack.models=mlp", "attack.protocols=plain", "attack.lrs=0.01,0.1", "attack.epochs=2",
+                        "--key", str(tmp_path / "target.key"), "--validation", "3", "--json",
+                        str(tmp_path / "i.json"), "-q")
+    found = json.loads((tmp_path / "i.json").read_text())
+    assert code == 0 and "| mlp | plain | soft | sgd |" in out and "key holder" in out
+    assert len(found["arms"]) == 4 and found["validation_per_class"] == 3 and found["key_accuracy"] is not None

@@ -11,11 +11,13 @@ NAME`` runs them.
 - ``loss-threshold``, ``lira``: membership inference (:mod:`.membership`).
 - ``deepfool``: evasion, accuracy under DeepFool (:mod:`.robustness`, needs foolbox).
 - ``key-search``: guessing a SecDD set's key (:mod:`.key_search`).
+- ``train-on-intercept``: training fresh networks every standard way on an intercepted
+  SecDD set, without its key (:mod:`.intercept`).
 - ``poisoning``: DD's one-step poisoning (:mod:`.poisoning`).
 """
 
-from securedd.attacks import doorping, key_search, leakage, membership, poisoning, robustness
+from securedd.attacks import doorping, intercept, key_search, leakage, membership, poisoning, robustness
 from securedd.attacks.base import ATTACKS, Attack, AttackResult, NoParams, list_attacks
 
-__all__ = ["ATTACKS", "Attack", "AttackResult", "NoParams", "doorping", "key_search", "leakage", "list_attacks",
+__all__ = ["ATTACKS", "Attack", "AttackResult", "NoParams", "doorping", "intercept", "key_search", "leakage", "list_attacks",
            "membership", "poisoning", "robustness"]

@@ -58,8 +58,11 @@ def train_model(
     says so) the forward and backward passes run compiled; ``settings.precision`` ``bf16`` runs
     the forward pass under bfloat16 autocast (the loss in fp32).
     """
-    opt = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=settings.momentum,
-                          weight_decay=settings.weight_decay)
+    opt: torch.optim.Optimizer = (
+        torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+        if settings.optimizer == "adam" else
+        torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=settings.momentum,
+                        weight_decay=settings.weight_decay))
     sched = (torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[max(1, settings.epochs // 2)], gamma=0.1)
              if settings.lr_drop else None)
     dsa = DSA(settings.dsa_strategy) if settings.dsa_strategy else None

@@ -20,8 +20,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from securedd.config import EvalConfig
+from securedd.errors import ConfigError
 
-__all__ = ["EPOCHS_WITHOUT_DSA", "EPOCHS_WITH_DSA", "TrainSettings", "default_epochs", "eval_settings"]
+__all__ = ["EPOCHS_WITHOUT_DSA", "EPOCHS_WITH_DSA", "OPTIMIZERS", "TrainSettings", "default_epochs", "eval_settings"]
+
+OPTIMIZERS = ("sgd", "adam")
 
 EPOCHS_WITH_DSA = 1000  # the protocol's epochs when training augments with DSA
 EPOCHS_WITHOUT_DSA = 300  # ... and without augmentation
@@ -46,6 +49,8 @@ class TrainSettings:
     ``compile``: train and score through ``torch.compile`` (:mod:`securedd.training.compiled`);
     ``None`` (auto) compiles when the work is large enough to pay back the compilation.
     ``precision``: ``fp32`` (the protocol) or ``bf16`` mixed precision (:mod:`securedd.precision`).
+    ``optimizer``: ``sgd`` (the protocol: momentum and weight decay as set) or ``adam`` (the
+    same weight decay; ``momentum`` unused).
     """
 
     epochs: int = EPOCHS_WITH_DSA
@@ -60,6 +65,11 @@ class TrainSettings:
     lr_drop: bool = True
     compile: bool | None = None
     precision: str = "fp32"
+    optimizer: str = "sgd"
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"the optimiser must be one of {', '.join(OPTIMIZERS)}; got '{self.optimizer}'")
 
 
 def eval_settings(cfg: EvalConfig, dsa_strategy: str, *, hint_dsa_strategy: str | None = None,

@@ -1,0 +1,219 @@
+"""An eavesdropper who trains its own networks on an intercepted SecDD set.
+
+The key search (:mod:`securedd.attacks.key_search`) replays the set's learned schedule on
+candidate networks. An eavesdropper need not replay anything: it can train any network in
+any way on the intercepted images and their labels. :class:`TrainOnIntercept`
+(``train-on-intercept``) does that for every combination of
+
+- an architecture (ConvNet-3, LeNet, MLP, ResNet-18 by default: any that fits the images);
+- a protocol: ``plain`` (300 epochs without augmentation) or ``dsa`` (1000 epochs with the
+  dataset's differentiable augmentation), as the standard evaluation trains fresh models;
+- the labels: ``soft`` (the set's label distributions, cross-entropy against them) or
+  ``hard`` (their argmax);
+- an optimiser (``sgd`` with momentum 0.9, the protocol's; ``adam``);
+- a learning rate from a small sweep.
+
+The attacker picks each combination's learning rate, and its overall best attack, by
+accuracy on its *own* labelled validation images (public data of the same task, disjoint
+from the test split), never by the test split; the report gives the test accuracy of what
+it picked, beside the key holder's (with the key, for the comparison only).
+
+Threat model: the eavesdropper holds the artifact as sent (images, labels, the replay
+protocol's metadata), knows the task and has a few labelled images of it for validation,
+but not the key (the target architecture and its initialisation seed).
+
+Example:
+    >>> InterceptParams(models=("mlp",), protocols=("plain",), lrs=(0.01,)).arms(True)[0]
+    ('mlp', 'plain', 'soft', 'sgd')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+from securedd.artifacts import Artifact
+from securedd.attacks.base import ATTACKS, Attack, AttackResult
+from securedd.config import EvalConfig
+from securedd.data.spec import RealData
+from securedd.errors import ConfigError
+from securedd.models import MODELS, create_model
+from securedd.rng import make_generator
+from securedd.secure.keys import TargetKey
+from securedd.training import TrainSettings, eval_settings, score_model, train_model
+from securedd.training.settings import OPTIMIZERS
+
+__all__ = ["InterceptArm", "InterceptParams", "InterceptResult", "InterceptTarget", "PROTOCOLS", "TrainOnIntercept"]
+
+PROTOCOLS = ("plain", "dsa")
+LABELS = ("soft", "hard")
+
+
+@dataclass(frozen=True)
+class InterceptTarget:
+    """The intercepted artifact, the attacker's own ``validation`` images and the ``test`` split.
+
+    ``true_key``: the real key, only to report the key holder's accuracy beside the attacks.
+    """
+
+    artifact: Artifact
+    validation: RealData
+    test: RealData
+    true_key: TargetKey | None = None
+
+
+@dataclass(frozen=True)
+class InterceptParams:
+    """The combinations the attacker tries, each with every learning rate of ``lrs``.
+
+    ``epochs``: every protocol's epochs (``None``: 300 for ``plain``, 1000 for ``dsa``).
+    """
+
+    models: tuple[str, ...] = ("convnet", "lenet", "mlp", "resnet18")
+    protocols: tuple[str, ...] = PROTOCOLS
+    labels: tuple[str, ...] = LABELS
+    optimizers: tuple[str, ...] = ("sgd",)
+    lrs: tuple[float, ...] = (0.001, 0.01, 0.1)
+    epochs: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name, given, allowed in (("protocols", self.protocols, PROTOCOLS), ("labels", self.labels, LABELS),
+                                     ("optimizers", self.optimizers, OPTIMIZERS)):
+            unknown = [v for v in given if v not in allowed]
+            if not given or unknown:
+                raise ConfigError(f"attack.{name} takes one or more of {', '.join(allowed)}; got "
+                                  f"{', '.join(map(str, given)) or 'none'}")
+        if not self.models:
+            raise ConfigError("attack.models needs at least one architecture")
+        for name in self.models:
+            MODELS.get(name)
+        if not self.lrs or any(not lr > 0 for lr in self.lrs):
+            raise ConfigError(f"attack.lrs needs positive learning rates; got {self.lrs}")
+        if self.epochs is not None and self.epochs < 1:
+            raise ConfigError(f"attack.epochs must be >= 1; got {self.epochs}")
+
+    def arms(self, soft: bool) -> list[tuple[str, str, str, str]]:
+        """(model, protocol, labels, optimiser) combinations; ``soft``: the set has soft labels
+        (a hard-label set has only ``hard``)."""
+        labels = self.labels if soft else ("hard",)
+        return list(itertools.product(self.models, self.protocols, dict.fromkeys(labels), self.optimizers))
+
+    def train_settings(self, protocol: str, optimizer: str, lr: float, dsa_strategy: str) -> TrainSettings:
+        """The standard protocol's training, with this optimiser and learning rate."""
+        base = eval_settings(EvalConfig(epochs=self.epochs, dsa=protocol == "dsa"), dsa_strategy)
+        return dataclasses.replace(base, lr=lr, optimizer=optimizer)
+
+
+@dataclass(frozen=True)
+class InterceptArm:
+    """One trained network: its combination, learning rate and accuracies (%)."""
+
+    model: str
+    protocol: str
+    labels: str
+    optimizer: str
+    lr: float
+    validation_accuracy: float
+    test_accuracy: float
+
+    @property
+    def combination(self) -> tuple[str, str, str, str]:
+        return self.model, self.protocol, self.labels, self.optimizer
+
+
+@dataclass
+class InterceptResult(AttackResult):
+    """Every network the attacker trained, and the key holder's accuracy when the key was given."""
+
+    arms: list[InterceptArm] = field(default_factory=list)
+    key_accuracy: float | None = None
+
+    def picks(self) -> list[InterceptArm]:
+        """Each combination at the learning rate the attacker picks: the best on its validation images."""
+        best: dict[tuple[str, str, str, str], InterceptArm] = {}
+        for arm in self.arms:
+            held = best.get(arm.combination)
+            if held is None or arm.validation_accuracy > held.validation_accuracy:
+                best[arm.combination] = arm
+        return list(best.values())
+
+    @property
+    def pick(self) -> InterceptArm:
+        """The attacker's best attack, chosen on its validation images."""
+        return max(self.picks(), key=lambda arm: arm.validation_accuracy)
+
+    @property
+    def best_on_test(self) -> InterceptArm:
+        """The best of the picks on the test split (an upper bound the attacker cannot know)."""
+        return max(self.picks(), key=lambda arm: arm.test_accuracy)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"arms": [dataclasses.asdict(a) for a in self.arms], "picks": [dataclasses.asdict(a) for a in
+                                                                             self.picks()],
+                "pick": dataclasses.asdict(self.pick), "best_on_test": dataclasses.asdict(self.best_on_test),
+                "key_accuracy": self.key_accuracy}
+
+    @property
+    def summary(self) -> str:
+        pick = self.pick
+        text = (f"best attack (picked on the attacker's validation images): {pick.model}, {pick.protocol}, "
+                f"{pick.labels} labels, {pick.optimizer} lr {pick.lr:g}: test accuracy {pick.test_accuracy:.2f}%")
+        if self.key_accuracy is not None:
+            share = pick.test_accuracy / self.key_accuracy if self.key_accuracy > 0 else float("nan")
+            text += f"; key holder {self.key_accuracy:.2f}% ({100 * share:.0f}% of it)"
+        return text
+
+
+@ATTACKS.register("train-on-intercept")
+class TrainOnIntercept(Attack[InterceptTarget, InterceptResult]):
+    """Train fresh networks on an intercepted set every standard way; report the best the attacker can pick.
+
+    Threat model: an eavesdropper holds the artifact as sent (images, labels, metadata),
+    knows the task and has a few labelled images of it of its own for validation, but not
+    the key (architecture and initialisation seed). It trains any network the standard ways
+    and keeps what its validation images say is best.
+
+    Paper: Wang, Zhu, Torralba and Efros, "Dataset Distillation", arXiv:1811.10959 (2018),
+    whose fixed-initialisation sets the SecDD setting builds on; the standard protocols are
+    those of Zhao, Mopuri and Bilen, "Dataset Condensation with Gradient Matching", ICLR 2021.
+    """
+
+    name = "train-on-intercept"
+    Params = InterceptParams
+
+    def run(self, target: InterceptTarget, *, progress: bool = False) -> InterceptResult:
+        from tqdm.auto import tqdm
+
+        p: InterceptParams = self.params
+        art = target.artifact
+        spec = art.spec
+        for data, what in ((target.validation, "validation"), (target.test, "test")):
+            if data.spec.shape != spec.shape or data.spec.num_classes != spec.num_classes:
+                raise ConfigError(f"the {what} images are {data.spec.shape} in {data.spec.num_classes} classes; the "
+                                  f"artifact's are {spec.shape} in {spec.num_classes}")
+        images = art.images.float()
+        soft = art.labels.is_floating_point()
+        labels = {"soft": art.labels.float() if soft else art.labels,
+                  "hard": art.labels.argmax(1) if soft else art.labels}
+        result = InterceptResult()
+        runs = [(arm, lr) for arm in p.arms(soft) for lr in p.lrs]
+        for k, ((model, protocol, label, optimizer), lr) in enumerate(tqdm(runs, desc="train on intercept",
+                                                                           disable=not progress)):
+            gen = make_generator(p.seed, "train-on-intercept", k)
+            try:
+                net = create_model(model, spec.shape, spec.num_classes, generator=gen)
+            except Exception as exc:  # noqa: BLE001 - the registry's models raise their own errors for a shape
+                raise ConfigError(f"architecture '{model}' cannot take {spec.shape} images ({exc}); leave it out "
+                                  f"of attack.models") from None
+            train_model(net, images, labels[label], p.train_settings(protocol, optimizer, lr, spec.dsa_strategy), gen)
+            result.arms.append(InterceptArm(model, protocol, label, optimizer, lr,
+                                            score_model(net, target.validation).accuracy,
+                                            score_model(net, target.test).accuracy))
+        if target.true_key is not None:
+            from securedd.attacks.key_search import replay_key
+
+            result.key_accuracy = replay_key(art, target.true_key, target.test).accuracy
+        return result
