@@ -125,6 +125,15 @@ def _intercept(scratch: Path) -> tuple[dict[str, Any], Any]:
             InterceptTarget(target.artifact, validation, target.test, target.true_key))
 
 
+def _finetune(scratch: Path) -> tuple[dict[str, Any], Any]:
+    from securedd.attacks.intercept import FinetuneTarget
+
+    _, target = _intercept(scratch)
+    public = target.validation.subset(torch.arange(40))  # stands in for another task's images of the same shape
+    return ({"models": "convnet_tiny", "protocols": "plain", "lrs": "0.01", "epochs": 2, "pretrain_epochs": 1},
+            FinetuneTarget(target.artifact, target.validation, target.test, target.true_key, public=public))
+
+
 def _poisoning(scratch: Path) -> tuple[dict[str, Any], Any]:
     from securedd.api import distill
     from securedd.attacks.poisoning import PoisoningTarget
@@ -148,6 +157,7 @@ TARGETS: dict[str, Callable[[Path], tuple[dict[str, Any], Any]]] = {
     "deepfool": _deepfool,
     "key-search": _key_search,
     "train-on-intercept": _intercept,
+    "pretrained-finetune": _finetune,
     "poisoning": _poisoning,
 }
 
@@ -160,6 +170,7 @@ BAD: dict[str, list[dict[str, Any]]] = {
     "poisoning": [],
     "train-on-intercept": [{"protocols": "replay"}, {"labels": "none"}, {"optimizers": "lbfgs"}, {"lrs": "0"},
                            {"models": "no-such-model"}, {"epochs": 0}],
+    "pretrained-finetune": [{"pretrain_epochs": 0}, {"pretrain_lr": 0}, {"lrs": "-1"}],
 }
 
 

@@ -62,3 +62,23 @@ def test_adam_trains_when_asked_and_an_unknown_optimiser_is_refused(digits_train
     assert not torch.equal(nets[0], nets[1])
     with pytest.raises(ConfigError, match="optimiser must be one of sgd, adam"):
         TrainSettings(optimizer="rmsprop")
+
+
+def test_pretraining_carries_over_a_fresh_head_and_needs_images_of_the_right_shape(digits_train, digits_test):
+    from securedd.attacks.intercept import FinetuneTarget, PretrainedFinetune
+    from securedd.data.spec import RealData
+
+    cfg = apply_overrides(RunConfig(), ["method.name=random", "data.name=digits", "method.ipc=1", "seed=0"])
+    art = distill(cfg, real=digits_train, progress=False)
+    validation = digits_train.subset(torch.arange(100))
+    # public images of the same task: the fresh head must learn again, the features carry over
+    public = RealData(digits_train.images[200:800], digits_train.labels[200:800], digits_train.spec)
+    attack = PretrainedFinetune(models=("convnet_tiny",), protocols=("plain",), lrs=(0.1,), epochs=100,
+                                pretrain_epochs=20, pretrain_lr=0.05)
+    tuned = attack(FinetuneTarget(art, validation, digits_test, public=public))
+    fresh = TrainOnIntercept(models=("convnet_tiny",), protocols=("plain",), lrs=(0.1,), epochs=100)(
+        InterceptTarget(art, validation, digits_test))
+    # one image per class: the pretrained features leave the fresh network behind
+    assert tuned.pick.test_accuracy > fresh.pick.test_accuracy + 2
+    with pytest.raises(ConfigError, match="public images in the artifact's shape"):
+        attack(FinetuneTarget(art, validation, digits_test))

@@ -120,3 +120,21 @@ def test_train_on_intercept_tabulates_the_picks_beside_the_key_holder(tmp_path: 
     found = json.loads((tmp_path / "i.json").read_text())
     assert code == 0 and "| mlp | plain | soft | sgd |" in out and "key holder" in out
     assert len(found["arms"]) == 4 and found["validation_per_class"] == 3 and found["key_accuracy"] is not None
+
+
+def test_pretrained_finetune_pretrains_on_the_public_dataset_and_reports_it(tmp_path: Path, capsys):
+    from securedd.api import distill
+    from securedd.config import RunConfig, apply_overrides
+
+    cfg = apply_overrides(RunConfig(), ["method.name=random", "data.name=digits", "method.ipc=1", "seed=0"])
+    distill(cfg, out=tmp_path / "set.safetensors", progress=False)
+    code, out, _ = _run(capsys, "attack", "pretrained-finetune", str(tmp_path / "set.safetensors"),
+                        "attack.models=convnet_tiny", "attack.protocols=plain", "attack.lrs=0.01", "attack.epochs=2",
+                        "attack.pretrain_epochs=1", "--public", "digits", "--public-images", "64", "--validation", "2",
+                        "--json", str(tmp_path / "f.json"), "-q")
+    found = json.loads((tmp_path / "f.json").read_text())
+    assert code == 0 and "| convnet_tiny | plain | hard | sgd |" in out
+    assert found["public"] == "digits" and found["public_images"] == 64 and found["key_accuracy"] is None
+    code, _, err = _run(capsys, "attack", "pretrained-finetune", str(tmp_path / "set.safetensors"), "--public",
+                        "no-such-data", "-q")
+    assert code != 0 and "no-such-data" in err

@@ -1,5 +1,9 @@
 """An eavesdropper who trains its own networks on an intercepted SecDD set.
 
+Two attacks: :class:`TrainOnIntercept` (``train-on-intercept``) trains fresh networks;
+:class:`PretrainedFinetune` (``pretrained-finetune``) first pretrains them on public data
+of another task.
+
 The key search (:mod:`securedd.attacks.key_search`) replays the set's learned schedule on
 candidate networks. An eavesdropper need not replay anything: it can train any network in
 any way on the intercepted images and their labels. :class:`TrainOnIntercept`
@@ -29,10 +33,14 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+import torch
 
 from securedd.artifacts import Artifact
 from securedd.attacks.base import ATTACKS, Attack, AttackResult
@@ -40,12 +48,14 @@ from securedd.config import EvalConfig
 from securedd.data.spec import RealData
 from securedd.errors import ConfigError
 from securedd.models import MODELS, create_model
+from securedd.models.protocols import has_linear_head
 from securedd.rng import make_generator
 from securedd.secure.keys import TargetKey
 from securedd.training import TrainSettings, eval_settings, score_model, train_model
 from securedd.training.settings import OPTIMIZERS
 
-__all__ = ["InterceptArm", "InterceptParams", "InterceptResult", "InterceptTarget", "PROTOCOLS", "TrainOnIntercept"]
+__all__ = ["FinetuneParams", "FinetuneTarget", "InterceptArm", "InterceptParams", "InterceptResult", "InterceptTarget",
+           "PROTOCOLS", "PretrainedFinetune", "TrainOnIntercept"]
 
 PROTOCOLS = ("plain", "dsa")
 LABELS = ("soft", "hard")
@@ -185,35 +195,121 @@ class TrainOnIntercept(Attack[InterceptTarget, InterceptResult]):
     Params = InterceptParams
 
     def run(self, target: InterceptTarget, *, progress: bool = False) -> InterceptResult:
-        from tqdm.auto import tqdm
-
         p: InterceptParams = self.params
-        art = target.artifact
-        spec = art.spec
-        for data, what in ((target.validation, "validation"), (target.test, "test")):
-            if data.spec.shape != spec.shape or data.spec.num_classes != spec.num_classes:
-                raise ConfigError(f"the {what} images are {data.spec.shape} in {data.spec.num_classes} classes; the "
-                                  f"artifact's are {spec.shape} in {spec.num_classes}")
-        images = art.images.float()
-        soft = art.labels.is_floating_point()
-        labels = {"soft": art.labels.float() if soft else art.labels,
-                  "hard": art.labels.argmax(1) if soft else art.labels}
-        result = InterceptResult()
-        runs = [(arm, lr) for arm in p.arms(soft) for lr in p.lrs]
-        for k, ((model, protocol, label, optimizer), lr) in enumerate(tqdm(runs, desc="train on intercept",
-                                                                           disable=not progress)):
-            gen = make_generator(p.seed, "train-on-intercept", k)
+        spec = target.artifact.spec
+
+        def fresh(model: str, generator: torch.Generator) -> torch.nn.Module:
             try:
-                net = create_model(model, spec.shape, spec.num_classes, generator=gen)
+                return create_model(model, spec.shape, spec.num_classes, generator=generator)
             except Exception as exc:  # noqa: BLE001 - the registry's models raise their own errors for a shape
                 raise ConfigError(f"architecture '{model}' cannot take {spec.shape} images ({exc}); leave it out "
                                   f"of attack.models") from None
-            train_model(net, images, labels[label], p.train_settings(protocol, optimizer, lr, spec.dsa_strategy), gen)
-            result.arms.append(InterceptArm(model, protocol, label, optimizer, lr,
-                                            score_model(net, target.validation).accuracy,
-                                            score_model(net, target.test).accuracy))
-        if target.true_key is not None:
-            from securedd.attacks.key_search import replay_key
 
-            result.key_accuracy = replay_key(art, target.true_key, target.test).accuracy
-        return result
+        return _sweep(p, target, fresh, self.name, progress)
+
+
+def _sweep(p: InterceptParams, target: InterceptTarget,
+           network: Callable[[str, torch.Generator], torch.nn.Module], name: str, progress: bool) -> InterceptResult:
+    """Train ``network(model, generator)`` on the intercept for every arm and learning rate; score each."""
+    from tqdm.auto import tqdm
+
+    art = target.artifact
+    spec = art.spec
+    for data, what in ((target.validation, "validation"), (target.test, "test")):
+        if data.spec.shape != spec.shape or data.spec.num_classes != spec.num_classes:
+            raise ConfigError(f"the {what} images are {data.spec.shape} in {data.spec.num_classes} classes; the "
+                              f"artifact's are {spec.shape} in {spec.num_classes}")
+    images = art.images.float()
+    soft = art.labels.is_floating_point()
+    labels = {"soft": art.labels.float() if soft else art.labels,
+              "hard": art.labels.argmax(1) if soft else art.labels}
+    result = InterceptResult()
+    runs = [(arm, lr) for arm in p.arms(soft) for lr in p.lrs]
+    for k, ((model, protocol, label, optimizer), lr) in enumerate(tqdm(runs, desc=name, disable=not progress)):
+        gen = make_generator(p.seed, name, k)
+        net = network(model, gen)
+        train_model(net, images, labels[label], p.train_settings(protocol, optimizer, lr, spec.dsa_strategy), gen)
+        result.arms.append(InterceptArm(model, protocol, label, optimizer, lr,
+                                        score_model(net, target.validation).accuracy,
+                                        score_model(net, target.test).accuracy))
+    if target.true_key is not None:
+        from securedd.attacks.key_search import replay_key
+
+        result.key_accuracy = replay_key(art, target.true_key, target.test).accuracy
+    return result
+
+
+@dataclass(frozen=True)
+class FinetuneTarget(InterceptTarget):
+    """:class:`InterceptTarget` and ``public``: labelled images of another task, already in the
+    artifact's shape (:func:`~securedd.data.convert.convert_images`), to pretrain on."""
+
+    public: RealData | None = None
+
+
+@dataclass(frozen=True)
+class FinetuneParams(InterceptParams):
+    """:class:`InterceptParams` for the fine-tuning, and the pretraining on the public images:
+    ``pretrain_epochs`` of SGD (momentum 0.9, batches of 256, no augmentation) at ``pretrain_lr``."""
+
+    models: tuple[str, ...] = ("convnet",)
+    pretrain_epochs: int = 5
+    pretrain_lr: float = 0.01
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.pretrain_epochs < 1 or not self.pretrain_lr > 0:
+            raise ConfigError(f"attack.pretrain_epochs must be >= 1 and attack.pretrain_lr > 0; got "
+                              f"{self.pretrain_epochs} and {self.pretrain_lr}")
+
+
+@ATTACKS.register("pretrained-finetune")
+class PretrainedFinetune(Attack[FinetuneTarget, InterceptResult]):
+    """Pretrain a network on public data of another task, then fine-tune it on an intercepted set.
+
+    Threat model: the eavesdropper of ``train-on-intercept`` (the artifact as sent, a few
+    labelled images of the task for validation, no key) also holds a public labelled
+    dataset of another task. It pretrains each architecture on it, puts a fresh classifier
+    on the features and fine-tunes the whole network on the intercept every standard way,
+    picking on its validation images.
+
+    Paper: the transfer setting of Yosinski, Clune, Bengio and Lipson, "How transferable are
+    features in deep neural networks?", NeurIPS 2014, turned on the fixed-initialisation
+    sets of Wang, Zhu, Torralba and Efros, "Dataset Distillation", arXiv:1811.10959 (2018).
+    """
+
+    name = "pretrained-finetune"
+    Params = FinetuneParams
+
+    def run(self, target: FinetuneTarget, *, progress: bool = False) -> InterceptResult:
+        p: FinetuneParams = self.params
+        spec = target.artifact.spec
+        public = target.public
+        if public is None or public.spec.shape != spec.shape:
+            raise ConfigError(f"pretrained-finetune needs public images in the artifact's shape {spec.shape}; got "
+                              f"{None if public is None else public.spec.shape} (convert them with "
+                              "securedd.data.convert.convert_images)")
+        pretrained: dict[str, torch.nn.Module] = {}
+        for model in p.models:
+            gen = make_generator(p.seed, self.name, "pretrain", model)
+            net = create_model(model, spec.shape, public.spec.num_classes, generator=gen)
+            if not has_linear_head(net):
+                raise ConfigError(f"architecture '{model}' has no separate classifier to replace; leave it out of "
+                                  "attack.models")
+            settings = TrainSettings(epochs=p.pretrain_epochs, lr=p.pretrain_lr, dsa_strategy=None)
+            pretrained[model] = train_model(net, public.images.float(), public.labels, settings, gen)
+
+        def tuned(model: str, generator: torch.Generator) -> torch.nn.Module:
+            net = copy.deepcopy(pretrained[model])
+            old = net.classifier
+            if not isinstance(old, torch.nn.Linear):
+                raise ConfigError(f"architecture '{model}' has a classifier that is not one linear layer")
+            head = torch.nn.Linear(old.in_features, spec.num_classes)
+            bound = 1 / head.in_features ** 0.5
+            with torch.no_grad():
+                head.weight.uniform_(-bound, bound, generator=generator)
+                head.bias.uniform_(-bound, bound, generator=generator)
+            net.classifier = head
+            return net
+
+        return _sweep(p, target, tuned, self.name, progress)

@@ -10,6 +10,7 @@ listed but refused with a pointer to its Python API.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from typing import Any, ClassVar
 
 import torch
@@ -19,7 +20,7 @@ from securedd.attacks.base import AttackResult
 from securedd.cli.common import add_data_flags, add_run_flags, default_out, echo, print_config, resolve_config
 from securedd.data import load_dataset
 from securedd.data.spec import RealData
-from securedd.errors import ConfigError
+from securedd.errors import ConfigError, DataError
 from securedd.registry import Registry
 
 __all__ = ["COMMANDS", "AttackCommand"]
@@ -176,6 +177,53 @@ class TrainOnInterceptCommand(AttackCommand):
     def payload(self, args: argparse.Namespace, target: Any, result: AttackResult) -> dict[str, Any]:
         return {"artifact": str(args.artifact), "sha256": target.artifact.sha256,
                 "validation_per_class": args.validation, **result.to_dict()}
+
+
+@COMMANDS.register("pretrained-finetune")
+class PretrainedFinetuneCommand(TrainOnInterceptCommand):
+    description = ("An eavesdropper pretrains each architecture (attack.models, default convnet) on --public, a "
+                   "labelled dataset of another task converted to the artifact's shape, puts a fresh classifier on "
+                   "it and fine-tunes it on the intercepted set every standard way, as train-on-intercept does. It "
+                   "picks on --validation labelled images of its own and reports the picks' test accuracy beside the "
+                   "key holder's (with --key).")
+    examples = ("securedd attack pretrained-finetune secret.safetensors --public cifar10 --key target.key",
+                "securedd attack pretrained-finetune secret.safetensors attack.pretrain_epochs=10 --public usps "
+                "--public-images 2000 --json finetune.json")
+
+    def add_flags(self, p: argparse.ArgumentParser) -> None:
+        super().add_flags(p)
+        p.add_argument("--public", required=True, metavar="DATASET",
+                       help="the public dataset of another task to pretrain on (its training split, or its test "
+                            "split where it has no other)")
+        p.add_argument("--public-images", type=int, default=5000, help="its images used (default: 5000)")
+
+    def target(self, args: argparse.Namespace, overrides: list[str]) -> Any:
+        from securedd.attacks.intercept import FinetuneTarget
+        from securedd.data import dataset_spec
+        from securedd.data.convert import convert_images
+        from securedd.data.spec import RealData
+        from securedd.rng import make_generator
+
+        base = super().target(args, overrides)
+        if args.public_images < 1:
+            raise ConfigError(f"--public-images must be >= 1; got {args.public_images}")
+        source = dataset_spec(args.public, root=args.data_root)
+        try:
+            public = load_dataset(args.public, "train", root=args.data_root, download=args.download, spec=source)
+        except DataError as missing:
+            try:  # a dataset shipped with one split (USPS's test split)
+                public = load_dataset(args.public, "test", root=args.data_root, download=args.download, spec=source)
+            except DataError:
+                raise missing from None
+        pick = torch.randperm(len(public), generator=make_generator(0, "attack", "public"))[:args.public_images]
+        spec = base.artifact.spec
+        converted = RealData(convert_images(public.images[pick], source, spec), public.labels[pick],
+                             dataclasses.replace(spec, name=source.name, num_classes=source.num_classes,
+                                                 class_names=source.class_names))
+        return FinetuneTarget(base.artifact, base.validation, base.test, base.true_key, public=converted)
+
+    def payload(self, args: argparse.Namespace, target: Any, result: AttackResult) -> dict[str, Any]:
+        return {**super().payload(args, target, result), "public": args.public, "public_images": len(target.public)}
 
 
 @COMMANDS.register("leakage")
