@@ -23,6 +23,8 @@ Usage:
     python benchmarks/feddm.py --dataset mnist --model convnet --protocol \
         --cases dm:iterations=200 sfdd-dm:rounds=200,clients=5,momentum=0.5
 
+Sets and checkpoints are kept in ``--work`` (``benchmarks/work/feddm``): an interrupted
+case resumes its distillation or federation, and a distilled set is not distilled again.
 Results go to ``benchmarks/results/feddm.json``, keyed by case (prefixed by the dataset,
 model and protocol when they are not digits' defaults); a finished case is not repeated.
 """
@@ -31,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -59,6 +60,7 @@ def _options(case: str) -> tuple[str, dict[str, str]]:
 
 def run_case(case: str, train, test, args: argparse.Namespace) -> dict:  # type: ignore[no-untyped-def]
     from securedd.api import distill, evaluate
+    from securedd.artifacts import load_artifact
     from securedd.config import EvalConfig, RunConfig, apply_overrides
     from securedd.defences import make_defence
     from securedd.federated.apps import run_in_process
@@ -67,15 +69,20 @@ def run_case(case: str, train, test, args: argparse.Namespace) -> dict:  # type:
     name, opts = _options(case)
     shared = base(args.dataset, args.model)
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "set.safetensors"
+    args.work.mkdir(parents=True, exist_ok=True)
+    out = args.work / (f"{args.dataset}_{args.model}_" + "".join(c if c.isalnum() else "_" for c in case) +
+                       ".safetensors")
+    timing = out.with_suffix(".seconds")
+    if out.is_file() and timing.is_file():  # distilled before; its evaluation was interrupted
+        art, seconds = load_artifact(out), float(timing.read_text())
+    else:
         if name == "random":
             art = distill(apply_overrides(RunConfig(), [*shared, "method.name=random"]), out=out, real=train,
                           progress=False)
         elif name == "dm":
             cfg = apply_overrides(RunConfig(), [*shared, "method.name=dm", f"method.iterations={opts['iterations']}",
                                                 f"method.init={opts.get('init', 'noise')}"])
-            art = distill(cfg, out=out, real=train, progress=False)
+            art = distill(cfg, out=out, real=train, progress=False, resume=Path(str(out) + ".ckpt").is_file())
         elif name == "sfdd-dm":
             cfg = apply_overrides(RunConfig(), [*shared, "method.name=dm"])
             extra = {k: float(opts[k]) for k in ("eps", "clip", "noise_multiplier") if k in opts}
@@ -86,11 +93,12 @@ def run_case(case: str, train, test, args: argparse.Namespace) -> dict:  # type:
         else:
             raise SystemExit(f"unknown case '{case}'")
         seconds = time.perf_counter() - start
-        protocol = EvalConfig(models=("convnet",), runs=3) if args.protocol else \
-            EvalConfig(models=("convnet",), runs=3, epochs=300, dsa=False)
-        eval_start = time.perf_counter()
-        arch = evaluate(art, config=protocol, test=test, progress=False).archs[0]
-        eval_seconds = time.perf_counter() - eval_start
+        timing.write_text(f"{seconds:.1f}")
+    protocol = EvalConfig(models=("convnet",), runs=3) if args.protocol else \
+        EvalConfig(models=("convnet",), runs=3, epochs=300, dsa=False)
+    eval_start = time.perf_counter()
+    arch = evaluate(art, config=protocol, test=test, progress=False).archs[0]
+    eval_seconds = time.perf_counter() - eval_start
     return {"accuracy_mean": round(arch.mean, 2), "accuracy_std": round(arch.std, 2),
             "accuracies": [round(a, 2) for a in arch.accuracies], "distill_seconds": round(seconds, 1),
             "eval_seconds": round(eval_seconds, 1), "privacy": art.metadata.get("privacy"),
@@ -103,6 +111,8 @@ def main() -> None:
     ap.add_argument("--cases", nargs="+", default=CASES)
     ap.add_argument("--dataset", default="digits", help="digits (bundled), mnist or cifar10 ($SECUREDD_DATA)")
     ap.add_argument("--model", default="convnet_tiny", help="the matching network")
+    ap.add_argument("--work", type=Path, default=HERE / "work" / "feddm",
+                    help="where sets and checkpoints are kept: an interrupted case resumes from them")
     ap.add_argument("--protocol", action="store_true",
                     help="evaluate with the standard protocol (DSA, 1000 epochs) instead of the demo's")
     args = ap.parse_args()
