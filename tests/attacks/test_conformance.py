@@ -134,6 +134,12 @@ def _finetune(scratch: Path) -> tuple[dict[str, Any], Any]:
             FinetuneTarget(target.artifact, target.validation, target.test, target.true_key, public=public))
 
 
+def _kd(scratch: Path) -> tuple[dict[str, Any], Any]:
+    settings, target = _finetune(scratch)
+    return ({"models": "mlp", "protocols": "plain", "lrs": "0.01", "epochs": 2, "student": "mlp",
+             "student_epochs": 1}, target)
+
+
 def _poisoning(scratch: Path) -> tuple[dict[str, Any], Any]:
     from securedd.api import distill
     from securedd.attacks.poisoning import PoisoningTarget
@@ -158,6 +164,7 @@ TARGETS: dict[str, Callable[[Path], tuple[dict[str, Any], Any]]] = {
     "key-search": _key_search,
     "train-on-intercept": _intercept,
     "pretrained-finetune": _finetune,
+    "kd-from-labels": _kd,
     "poisoning": _poisoning,
 }
 
@@ -171,6 +178,7 @@ BAD: dict[str, list[dict[str, Any]]] = {
     "train-on-intercept": [{"protocols": "replay"}, {"labels": "none"}, {"optimizers": "lbfgs"}, {"lrs": "0"},
                            {"models": "no-such-model"}, {"epochs": 0}],
     "pretrained-finetune": [{"pretrain_epochs": 0}, {"pretrain_lr": 0}, {"lrs": "-1"}],
+    "kd-from-labels": [{"student": "no-such-model"}, {"student_epochs": 0}, {"temperature": 0}],
 }
 
 

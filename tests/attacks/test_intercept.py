@@ -82,3 +82,23 @@ def test_pretraining_carries_over_a_fresh_head_and_needs_images_of_the_right_sha
     assert tuned.pick.test_accuracy > fresh.pick.test_accuracy + 2
     with pytest.raises(ConfigError, match="public images in the artifact's shape"):
         attack(FinetuneTarget(art, validation, digits_test))
+
+
+def test_the_student_learns_from_the_teacher_alone_never_from_the_public_labels(digits_train, digits_test):
+    from securedd.attacks.intercept import FinetuneTarget, KDFromLabels
+    from securedd.data.spec import RealData
+
+    cfg = apply_overrides(RunConfig(), ["method.name=random", "data.name=digits", "method.ipc=10", "seed=0"])
+    art = distill(cfg, real=digits_train, progress=False)
+    validation = digits_train.subset(torch.arange(100))
+    unlabelled = digits_train.images[300:900]
+    attack = KDFromLabels(models=("convnet_tiny",), protocols=("plain",), lrs=(0.1,), epochs=100,
+                          student="convnet_tiny", student_epochs=30, student_lr=0.05)
+    honest = attack(FinetuneTarget(art, validation, digits_test,
+                                   public=RealData(unlabelled, digits_train.labels[300:900], digits_train.spec)))
+    scrambled = attack(FinetuneTarget(art, validation, digits_test,
+                                      public=RealData(unlabelled, torch.zeros(600, dtype=torch.long),
+                                                      digits_train.spec)))
+    assert scrambled.student_test_accuracy == honest.student_test_accuracy  # the labels were never read
+    assert honest.teacher.pick.test_accuracy > 60 and honest.student_test_accuracy > 60  # real knowledge passed on
+    assert honest.public_images == 600 and "its teacher" in honest.summary

@@ -138,3 +138,18 @@ def test_pretrained_finetune_pretrains_on_the_public_dataset_and_reports_it(tmp_
     code, _, err = _run(capsys, "attack", "pretrained-finetune", str(tmp_path / "set.safetensors"), "--public",
                         "no-such-data", "-q")
     assert code != 0 and "no-such-data" in err
+
+
+def test_kd_from_labels_reports_the_student_beside_its_teacher(tmp_path: Path, capsys):
+    from securedd.api import distill
+    from securedd.config import RunConfig, apply_overrides
+
+    cfg = apply_overrides(RunConfig(), ["method.name=random", "data.name=digits", "method.ipc=1", "seed=0"])
+    distill(cfg, out=tmp_path / "set.safetensors", progress=False)
+    code, out, _ = _run(capsys, "attack", "kd-from-labels", str(tmp_path / "set.safetensors"), "attack.models=mlp",
+                        "attack.protocols=plain", "attack.lrs=0.01", "attack.epochs=2", "attack.student=mlp",
+                        "attack.student_epochs=1", "--public", "digits", "--public-images", "64", "--validation", "2",
+                        "--json", str(tmp_path / "kd.json"), "-q")
+    found = json.loads((tmp_path / "kd.json").read_text())
+    assert code == 0 and "| mlp | plain | hard | sgd |" in out and "its teacher" in out
+    assert found["public_images"] == 64 and "student_test_accuracy" in found and "teacher" in found

@@ -11,8 +11,9 @@ NAME`` runs them.
 - ``loss-threshold``, ``lira``: membership inference (:mod:`.membership`).
 - ``deepfool``: evasion, accuracy under DeepFool (:mod:`.robustness`, needs foolbox).
 - ``key-search``: guessing a SecDD set's key (:mod:`.key_search`).
-- ``train-on-intercept``, ``pretrained-finetune``: training fresh (or publicly pretrained)
-  networks every standard way on an intercepted SecDD set, without its key (:mod:`.intercept`).
+- ``train-on-intercept``, ``pretrained-finetune``, ``kd-from-labels``: training fresh (or
+  publicly pretrained) networks every standard way on an intercepted SecDD set, without its
+  key, or a student through the attacker's own unlabelled images (:mod:`.intercept`).
 - ``poisoning``: DD's one-step poisoning (:mod:`.poisoning`).
 """
 

@@ -1,8 +1,9 @@
 """An eavesdropper who trains its own networks on an intercepted SecDD set.
 
-Two attacks: :class:`TrainOnIntercept` (``train-on-intercept``) trains fresh networks;
+Three attacks: :class:`TrainOnIntercept` (``train-on-intercept``) trains fresh networks;
 :class:`PretrainedFinetune` (``pretrained-finetune``) first pretrains them on public data
-of another task.
+of another task; :class:`KDFromLabels` (``kd-from-labels``) passes what a network trained on
+the intercept learnt to a student, through the attacker's own unlabelled images.
 
 The key search (:mod:`securedd.attacks.key_search`) replays the set's learned schedule on
 candidate networks. An eavesdropper need not replay anything: it can train any network in
@@ -55,7 +56,7 @@ from securedd.training import TrainSettings, eval_settings, score_model, train_m
 from securedd.training.settings import OPTIMIZERS
 
 __all__ = ["FinetuneParams", "FinetuneTarget", "InterceptArm", "InterceptParams", "InterceptResult", "InterceptTarget",
-           "PROTOCOLS", "PretrainedFinetune", "TrainOnIntercept"]
+           "KDFromLabels", "KDParams", "KDResult", "PROTOCOLS", "PretrainedFinetune", "TrainOnIntercept"]
 
 PROTOCOLS = ("plain", "dsa")
 LABELS = ("soft", "hard")
@@ -209,8 +210,12 @@ class TrainOnIntercept(Attack[InterceptTarget, InterceptResult]):
 
 
 def _sweep(p: InterceptParams, target: InterceptTarget,
-           network: Callable[[str, torch.Generator], torch.nn.Module], name: str, progress: bool) -> InterceptResult:
-    """Train ``network(model, generator)`` on the intercept for every arm and learning rate; score each."""
+           network: Callable[[str, torch.Generator], torch.nn.Module], name: str, progress: bool,
+           keep: list[torch.nn.Module] | None = None) -> InterceptResult:
+    """Train ``network(model, generator)`` on the intercept for every arm and learning rate; score each.
+
+    ``keep``: receives the network of the best validation accuracy (the attacker's pick).
+    """
     from tqdm.auto import tqdm
 
     art = target.artifact
@@ -232,6 +237,8 @@ def _sweep(p: InterceptParams, target: InterceptTarget,
         result.arms.append(InterceptArm(model, protocol, label, optimizer, lr,
                                         score_model(net, target.validation).accuracy,
                                         score_model(net, target.test).accuracy))
+        if keep is not None and result.arms[-1] is result.pick:
+            keep[:] = [net]
     if target.true_key is not None:
         from securedd.attacks.key_search import replay_key
 
@@ -313,3 +320,88 @@ class PretrainedFinetune(Attack[FinetuneTarget, InterceptResult]):
             return net
 
         return _sweep(p, target, tuned, self.name, progress)
+
+
+@dataclass(frozen=True)
+class KDParams(InterceptParams):
+    """:class:`InterceptParams` for the teacher (trained on the intercept, picked on the
+    validation images), and the student: ``student`` trained ``student_epochs`` on the
+    attacker's unlabelled images with the teacher's class probabilities at ``temperature``
+    as its targets (SGD, ``student_lr``, no augmentation)."""
+
+    models: tuple[str, ...] = ("convnet",)
+    student: str = "convnet"
+    student_epochs: int = 30
+    student_lr: float = 0.01
+    temperature: float = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        MODELS.get(self.student)
+        if self.student_epochs < 1 or not self.student_lr > 0 or not self.temperature > 0:
+            raise ConfigError(f"attack.student_epochs must be >= 1, attack.student_lr > 0 and attack.temperature > 0; "
+                              f"got {self.student_epochs}, {self.student_lr} and {self.temperature}")
+
+
+@dataclass
+class KDResult(AttackResult):
+    """The teacher's sweep (an :class:`InterceptResult`) and the student's accuracies (%)."""
+
+    teacher: InterceptResult
+    student_validation_accuracy: float
+    student_test_accuracy: float
+    public_images: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"teacher": self.teacher.to_dict(), "student_validation_accuracy": self.student_validation_accuracy,
+                "student_test_accuracy": self.student_test_accuracy, "public_images": self.public_images,
+                "key_accuracy": self.teacher.key_accuracy}
+
+    @property
+    def summary(self) -> str:
+        text = (f"student on {self.public_images} unlabelled images of the attacker's: test accuracy "
+                f"{self.student_test_accuracy:.2f}% (its teacher, trained on the intercept: "
+                f"{self.teacher.pick.test_accuracy:.2f}%)")
+        if self.teacher.key_accuracy is not None:
+            text += f"; key holder {self.teacher.key_accuracy:.2f}%"
+        return text
+
+
+@ATTACKS.register("kd-from-labels")
+class KDFromLabels(Attack[FinetuneTarget, KDResult]):
+    """Distil what an intercepted set's labels teach into a student, through the attacker's own unlabelled images.
+
+    Threat model: the eavesdropper of ``train-on-intercept`` (the artifact as sent, a few
+    labelled images of the task for validation, no key) also holds unlabelled images of
+    the task (``public``; their labels are never read). The set's labels are its only
+    semantic content: a teacher trained on the intercept (the sweep's pick) labels the
+    attacker's images with its class probabilities, and a student learns from those.
+
+    Paper: Hinton, Vinyals and Dean, "Distilling the Knowledge in a Neural Network",
+    arXiv:1503.02531 (2015), with the teacher trained on a set distilled as in Wang, Zhu,
+    Torralba and Efros, "Dataset Distillation", arXiv:1811.10959 (2018).
+    """
+
+    name = "kd-from-labels"
+    Params = KDParams
+
+    def run(self, target: FinetuneTarget, *, progress: bool = False) -> KDResult:
+        p: KDParams = self.params
+        spec = target.artifact.spec
+        public = target.public
+        if public is None or public.spec.shape != spec.shape:
+            raise ConfigError(f"kd-from-labels needs the attacker's unlabelled images in the artifact's shape "
+                              f"{spec.shape}; got {None if public is None else public.spec.shape}")
+        teacher_net: list[torch.nn.Module] = []
+        teacher = _sweep(p, target, lambda model, gen: create_model(model, spec.shape, spec.num_classes,
+                                                                    generator=gen),
+                         self.name, progress, keep=teacher_net)
+        net = teacher_net[0].eval()
+        images = public.images.float()
+        with torch.no_grad():
+            targets = torch.cat([torch.softmax(net(chunk) / p.temperature, 1) for chunk in images.split(1024)])
+        gen = make_generator(p.seed, self.name, "student")
+        student = create_model(p.student, spec.shape, spec.num_classes, generator=gen)
+        train_model(student, images, targets, TrainSettings(epochs=p.student_epochs, lr=p.student_lr), gen)
+        return KDResult(teacher, score_model(student, target.validation).accuracy,
+                        score_model(student, target.test).accuracy, len(public))

@@ -226,6 +226,22 @@ class PretrainedFinetuneCommand(TrainOnInterceptCommand):
         return {**super().payload(args, target, result), "public": args.public, "public_images": len(target.public)}
 
 
+@COMMANDS.register("kd-from-labels")
+class KDFromLabelsCommand(PretrainedFinetuneCommand):
+    description = ("An eavesdropper trains a teacher on the intercepted set (the train-on-intercept sweep, picked on "
+                   "--validation labelled images of its own), labels --public-images unlabelled images of the task "
+                   "with the teacher's class probabilities (--public: their labels are never read) and trains a "
+                   "student on them. Reports the student's and the teacher's test accuracy beside the key holder's "
+                   "(with --key).")
+    examples = ("securedd attack kd-from-labels secret.safetensors --public mnist --public-images 5000 --key target.key",
+                "securedd attack kd-from-labels secret.safetensors attack.models=convnet,mlp attack.student_epochs=50 "
+                "--public usps")
+
+    def report(self, args: argparse.Namespace, params: Any, target: Any, result: Any) -> None:
+        super().report(args, params, target, result.teacher)
+        echo(result.summary)
+
+
 @COMMANDS.register("leakage")
 class LeakageCommand(AttackCommand):
     description = ("The honest-but-curious server of federated distillation (SFDD): one worker runs a round of DC "
