@@ -65,38 +65,9 @@ def secret_set(iterations: int, extra: list[str], data_root: str, folder: Path, 
     return load_artifact(out), load_key(folder / "k.key")
 
 
-def validation_images(train, per_class: int):  # type: ignore[no-untyped-def]
-    """The attacker's own labelled images: ``per_class`` training images of each class, seeded."""
-    from securedd.rng import make_generator
-
-    gen = make_generator(0, "attack", "validation")
-    keep = []
-    for c in range(train.spec.num_classes):
-        of_class = torch.nonzero(train.labels == c).flatten()
-        keep.append(of_class[torch.randperm(len(of_class), generator=gen)[:per_class]])
-    return train.subset(torch.cat(keep))
-
-
-def public_images(name: str, n: int, spec, data_root: str):  # type: ignore[no-untyped-def]
-    """``n`` training images of ``name`` in ``spec``'s shape (their own labels kept)."""
-    import dataclasses
-
-    from securedd.data import dataset_spec, load_dataset
-    from securedd.data.convert import convert_images
-    from securedd.data.spec import RealData
-    from securedd.rng import make_generator
-
-    source = dataset_spec(name, root=data_root)
-    data = load_dataset(name, "train", root=data_root, spec=source)
-    pick = torch.randperm(len(data), generator=make_generator(0, "attack", "public"))[:n]
-    return RealData(convert_images(data.images[pick], source, spec), data.labels[pick],
-                    dataclasses.replace(spec, name=source.name, num_classes=source.num_classes,
-                                        class_names=source.class_names))
-
-
 def main() -> None:
     from securedd.attacks import ATTACKS as REGISTRY
-    from securedd.attacks.intercept import FinetuneTarget
+    from securedd.attacks.intercept import FinetuneTarget, attacker_validation, public_images
     from securedd.data import load_dataset
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -122,7 +93,7 @@ def main() -> None:
     train = load_dataset("mnist", "train", root=args.data_root)
     test = load_dataset("mnist", "test", root=args.data_root, spec=train.spec)
     art, key = secret_set(args.iterations, extra, args.data_root, folder, train)
-    validation = validation_images(train, args.validation)
+    validation = attacker_validation(train, args.validation)
     for name in args.attacks.split(","):
         settings = {"lrs": args.lrs}
         if name == "train-on-intercept":
@@ -134,9 +105,10 @@ def main() -> None:
             continue
         public = None
         if name == "pretrained-finetune":
-            public = public_images("cifar10", args.public_images, art.spec, args.data_root)
+            cifar = load_dataset("cifar10", "train", root=args.data_root)
+            public = public_images(cifar, args.public_images, art.spec)
         elif name == "kd-from-labels":
-            public = public_images("mnist", args.public_images, art.spec, args.data_root)
+            public = public_images(train, args.public_images, art.spec)
         cls = REGISTRY.get(name)
         attack = cls(cls.parse_params(settings))
         start = time.perf_counter()

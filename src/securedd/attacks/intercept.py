@@ -46,7 +46,7 @@ import torch
 from securedd.artifacts import Artifact
 from securedd.attacks.base import ATTACKS, Attack, AttackResult
 from securedd.config import EvalConfig
-from securedd.data.spec import RealData
+from securedd.data.spec import DatasetSpec, RealData
 from securedd.errors import ConfigError
 from securedd.models import MODELS, create_model
 from securedd.models.protocols import has_linear_head
@@ -56,10 +56,38 @@ from securedd.training import TrainSettings, eval_settings, score_model, train_m
 from securedd.training.settings import OPTIMIZERS
 
 __all__ = ["FinetuneParams", "FinetuneTarget", "InterceptArm", "InterceptParams", "InterceptResult", "InterceptTarget",
-           "KDFromLabels", "KDParams", "KDResult", "PROTOCOLS", "PretrainedFinetune", "TrainOnIntercept"]
+           "KDFromLabels", "KDParams", "KDResult", "PROTOCOLS", "PretrainedFinetune", "TrainOnIntercept",
+           "attacker_validation", "public_images"]
 
 PROTOCOLS = ("plain", "dsa")
 LABELS = ("soft", "hard")
+
+
+def attacker_validation(train: RealData, per_class: int) -> RealData:
+    """The attacker's own labelled images: ``per_class`` training images of each class, seeded."""
+    from securedd.rng import make_generator
+
+    if per_class < 1:
+        raise ConfigError(f"the attacker's validation needs >= 1 image per class; got {per_class}")
+    gen = make_generator(0, "attack", "validation")
+    keep = []
+    for c in range(train.spec.num_classes):
+        of_class = torch.nonzero(train.labels == c).flatten()
+        keep.append(of_class[torch.randperm(len(of_class), generator=gen)[:per_class]])
+    return train.subset(torch.cat(keep))
+
+
+def public_images(data: RealData, n: int, spec: DatasetSpec) -> RealData:
+    """``n`` of ``data``'s images (seeded), converted to ``spec``'s shape and normalisation, labels kept."""
+    from securedd.data.convert import convert_images
+    from securedd.rng import make_generator
+
+    if n < 1:
+        raise ConfigError(f"the attacker's public images need n >= 1; got {n}")
+    pick = torch.randperm(len(data), generator=make_generator(0, "attack", "public"))[:n]
+    return RealData(convert_images(data.images[pick], data.spec, spec), data.labels[pick],
+                    dataclasses.replace(spec, name=data.spec.name, num_classes=data.spec.num_classes,
+                                        class_names=data.spec.class_names))
 
 
 @dataclass(frozen=True)
@@ -196,17 +224,30 @@ class TrainOnIntercept(Attack[InterceptTarget, InterceptResult]):
     Params = InterceptParams
 
     def run(self, target: InterceptTarget, *, progress: bool = False) -> InterceptResult:
-        p: InterceptParams = self.params
-        spec = target.artifact.spec
+        return _sweep(self.params, target, _fresh(target.artifact.spec), self.name, progress)
 
-        def fresh(model: str, generator: torch.Generator) -> torch.nn.Module:
-            try:
-                return create_model(model, spec.shape, spec.num_classes, generator=generator)
-            except Exception as exc:  # noqa: BLE001 - the registry's models raise their own errors for a shape
-                raise ConfigError(f"architecture '{model}' cannot take {spec.shape} images ({exc}); leave it out "
-                                  f"of attack.models") from None
 
-        return _sweep(p, target, fresh, self.name, progress)
+def _fresh(spec: DatasetSpec) -> Callable[[str, torch.Generator], torch.nn.Module]:
+    """``(model, generator) -> network`` for ``spec``'s images, with a clear error for one that cannot take them."""
+
+    def fresh(model: str, generator: torch.Generator) -> torch.nn.Module:
+        try:
+            return create_model(model, spec.shape, spec.num_classes, generator=generator)
+        except Exception as exc:  # noqa: BLE001 - the registry's models raise their own errors for a shape
+            raise ConfigError(f"architecture '{model}' cannot take {spec.shape} images ({exc}); leave it out "
+                              f"of attack.models") from None
+
+    return fresh
+
+
+def _public(target: FinetuneTarget, attack: str, what: str) -> RealData:
+    """The target's public images, which must be in the artifact's shape."""
+    shape = target.artifact.spec.shape
+    if target.public is None or target.public.spec.shape != shape:
+        raise ConfigError(f"{attack} needs {what} in the artifact's shape {shape}; got "
+                          f"{None if target.public is None else target.public.spec.shape} (convert them with "
+                          "securedd.data.convert.convert_images)")
+    return target.public
 
 
 def _sweep(p: InterceptParams, target: InterceptTarget,
@@ -291,11 +332,7 @@ class PretrainedFinetune(Attack[FinetuneTarget, InterceptResult]):
     def run(self, target: FinetuneTarget, *, progress: bool = False) -> InterceptResult:
         p: FinetuneParams = self.params
         spec = target.artifact.spec
-        public = target.public
-        if public is None or public.spec.shape != spec.shape:
-            raise ConfigError(f"pretrained-finetune needs public images in the artifact's shape {spec.shape}; got "
-                              f"{None if public is None else public.spec.shape} (convert them with "
-                              "securedd.data.convert.convert_images)")
+        public = _public(target, self.name, "public images")
         pretrained: dict[str, torch.nn.Module] = {}
         for model in p.models:
             gen = make_generator(p.seed, self.name, "pretrain", model)
@@ -388,14 +425,9 @@ class KDFromLabels(Attack[FinetuneTarget, KDResult]):
     def run(self, target: FinetuneTarget, *, progress: bool = False) -> KDResult:
         p: KDParams = self.params
         spec = target.artifact.spec
-        public = target.public
-        if public is None or public.spec.shape != spec.shape:
-            raise ConfigError(f"kd-from-labels needs the attacker's unlabelled images in the artifact's shape "
-                              f"{spec.shape}; got {None if public is None else public.spec.shape}")
+        public = _public(target, self.name, "the attacker's unlabelled images")
         teacher_net: list[torch.nn.Module] = []
-        teacher = _sweep(p, target, lambda model, gen: create_model(model, spec.shape, spec.num_classes,
-                                                                    generator=gen),
-                         self.name, progress, keep=teacher_net)
+        teacher = _sweep(p, target, _fresh(spec), self.name, progress, keep=teacher_net)
         net = teacher_net[0].eval()
         images = public.images.float()
         with torch.no_grad():

@@ -10,7 +10,6 @@ listed but refused with a pointer to its Python API.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from typing import Any, ClassVar
 
 import torch
@@ -151,20 +150,15 @@ class TrainOnInterceptCommand(AttackCommand):
         add_data_flags(p)
 
     def target(self, args: argparse.Namespace, overrides: list[str]) -> Any:
-        from securedd.attacks.intercept import InterceptTarget
-        from securedd.rng import make_generator
+        from securedd.attacks.intercept import InterceptTarget, attacker_validation
         from securedd.secure.keys import load_key
 
         art = load_artifact(args.artifact)
         train, test = _splits(art, args)
         if args.validation < 1:
             raise ConfigError(f"--validation must be >= 1 image per class; got {args.validation}")
-        gen = make_generator(0, "attack", "validation")
-        keep = []
-        for c in range(art.spec.num_classes):
-            of_class = torch.nonzero(train.labels == c).flatten()
-            keep.append(of_class[torch.randperm(len(of_class), generator=gen)[:args.validation]])
-        return InterceptTarget(art, train.subset(torch.cat(keep)), test, load_key(args.key) if args.key else None)
+        return InterceptTarget(art, attacker_validation(train, args.validation), test,
+                               load_key(args.key) if args.key else None)
 
     def report(self, args: argparse.Namespace, params: Any, target: Any, result: Any) -> None:
         echo("| architecture | protocol | labels | optimiser | lr (picked) | validation acc. (%) | test acc. (%) |")
@@ -198,11 +192,8 @@ class PretrainedFinetuneCommand(TrainOnInterceptCommand):
         p.add_argument("--public-images", type=int, default=5000, help="its images used (default: 5000)")
 
     def target(self, args: argparse.Namespace, overrides: list[str]) -> Any:
-        from securedd.attacks.intercept import FinetuneTarget
+        from securedd.attacks.intercept import FinetuneTarget, public_images
         from securedd.data import dataset_spec
-        from securedd.data.convert import convert_images
-        from securedd.data.spec import RealData
-        from securedd.rng import make_generator
 
         base = super().target(args, overrides)
         if args.public_images < 1:
@@ -215,11 +206,7 @@ class PretrainedFinetuneCommand(TrainOnInterceptCommand):
                 public = load_dataset(args.public, "test", root=args.data_root, download=args.download, spec=source)
             except DataError:
                 raise missing from None
-        pick = torch.randperm(len(public), generator=make_generator(0, "attack", "public"))[:args.public_images]
-        spec = base.artifact.spec
-        converted = RealData(convert_images(public.images[pick], source, spec), public.labels[pick],
-                             dataclasses.replace(spec, name=source.name, num_classes=source.num_classes,
-                                                 class_names=source.class_names))
+        converted = public_images(public, args.public_images, base.artifact.spec)
         return FinetuneTarget(base.artifact, base.validation, base.test, base.true_key, public=converted)
 
     def payload(self, args: argparse.Namespace, target: Any, result: AttackResult) -> dict[str, Any]:
