@@ -169,8 +169,9 @@ class DoorpingAttack(Attack[DoorpingTarget, DoorpingResult]):
 def save_trigger(test: RealData, trigger: torch.Tensor, path: str | Path) -> Path:
     """PNG: the first test image of each class (top) above the same image stamped with ``trigger``.
 
-    The trigger is a 2x2 patch one pixel in from the bottom-right corner; the captions give
-    its pixel values (channel means, in [0, 1]).
+    The trigger is a 2x2 patch one pixel in from the bottom-right corner; the caption gives
+    its pixel values (channel means; outside [0, 1] for an unbounded trigger, which the
+    pictures clamp).
     """
     from securedd.visualize import save_pairs
 
@@ -178,7 +179,7 @@ def save_trigger(test: RealData, trigger: torch.Tensor, path: str | Path) -> Pat
     first = [int(torch.nonzero(test.labels == c)[0]) for c in range(spec.num_classes) if bool((test.labels == c).any())]
     clean = test.images[first].float()
     stamped = stamp(clean, trigger, trigger_mask(spec))
-    pixels = spec.denormalize(trigger.unsqueeze(0))[0].clamp(0, 1).mean(0)
+    pixels = spec.denormalize(trigger.unsqueeze(0))[0].mean(0)  # unclamped: an unbounded trigger shows as such
     values = pixels[trigger_mask(spec)[0] > 0]
     caption = " ".join(f"{v:.2f}" for v in values.tolist())
     captions = [f"class {int(test.labels[i])}" + (f"\npatch {caption}" if k == 0 else "") for k, i in enumerate(first)]
