@@ -16,8 +16,9 @@ would never change. The loss here is the squared gap relative to the goal, and t
 optimisation stops once it is below ``stop`` (0.01: within 10% of 10x), or once it has not
 improved on its best by a relative ``1e-4`` for ``patience`` steps. A 2x2 patch held in
 the valid pixel range cannot drive a neuron to 10x: the goal is out of reach, so without the
-plateau rule every network change costs all ``steps`` steps (``benchmarks/doorping_steps.py``
-measures where the activation stops moving).
+plateau rule every network change costs all ``steps`` steps. ``benchmarks/doorping_steps.py``
+measures the rule on two MNIST networks: it stops after 61 and 102 steps at the activation
+all 1000 steps reach, to five digits, in a tenth of the time.
 
 Metrics on networks trained on the final set: clean test accuracy (CTA) and the attack
 success rate (ASR), the share of stamped test images classified as the target, over the
