@@ -125,7 +125,7 @@ def run_doorping(options: dict[str, str], cfg, out: Path, models: int, test) -> 
     (``_set.png``).
     """
     from securedd.attacks.doorping import DoorpingAttack, DoorpingTarget, save_trigger
-    from securedd.federated.doorping import trigger_mask
+    from securedd.federated.doorping import trigger_pixels
     from securedd.federated.settings import FederationSettings
     from securedd.visualize import save_grid
 
@@ -141,10 +141,8 @@ def run_doorping(options: dict[str, str], cfg, out: Path, models: int, test) -> 
     save_trigger(test, result.trigger, out.with_name(out.stem + "_trigger.png"))
     save_grid(result.artifact, out.with_name(out.stem + "_set.png"))
     found = result.to_dict()
-    spec = result.artifact.spec
-    pixels = spec.denormalize(result.trigger.unsqueeze(0))[0].mean(0)[trigger_mask(spec)[0] > 0]
     return {key: found[key] for key in found if key not in ("artifact", "sha256")} | {
-        "trigger_pixels": [round(float(v), 3) for v in pixels],
+        "trigger_pixels": [round(v, 3) for v in trigger_pixels(result.trigger, result.artifact.spec)],
         "seconds": round(time.perf_counter() - start, 1), "sha256": result.artifact.sha256,
         "dropped_replies": sum(len(h.get("dropped", [])) for h in
                                result.artifact.metadata["info"]["federated"].get("history", [])),

@@ -11,7 +11,17 @@ from securedd.distill.synthetic import class_labels
 from securedd.errors import ConfigError
 from securedd.federated.apps import run_in_process
 from securedd.federated.client import local_update
-from securedd.federated.doorping import Doorping, arm, attack_success, optimise_trigger, pixel_bounds, stamp, top_neuron, trigger_mask
+from securedd.federated.doorping import (
+    Doorping,
+    arm,
+    attack_success,
+    optimise_trigger,
+    pixel_bounds,
+    stamp,
+    top_neuron,
+    trigger_mask,
+    trigger_pixels,
+)
 from securedd.federated.settings import FederationSettings
 from securedd.models import create_model
 
@@ -115,3 +125,12 @@ def test_a_plateau_ends_the_trigger_steps_and_patience_zero_keeps_the_reference_
     assert got[1] > got[0] and got[1] == pytest.approx(got[2], rel=0.02)  # the extra steps add nothing
     with pytest.raises(ConfigError, match="patience >= 0"):
         Doorping(patience=-1)
+
+
+def test_trigger_pixels_are_the_patch_in_pixel_units_unclamped(shard):
+    spec = shard.spec
+    low, high = pixel_bounds(spec)
+    inside = torch.full(spec.shape, float(low.flatten()[0]))  # pixel 0 everywhere
+    assert trigger_pixels(inside, spec) == pytest.approx([0.0] * 4, abs=1e-6)
+    far = torch.full(spec.shape, 100.0)  # an unbounded trigger: far above pixel 1
+    assert all(v > 1.5 for v in trigger_pixels(far, spec)) and len(trigger_pixels(far, spec)) == 4

@@ -26,7 +26,7 @@ from securedd.data import dataset_spec, load_dataset
 from securedd.data.spec import RealData
 from securedd.errors import ConfigError
 from securedd.federated.apps import run_in_process
-from securedd.federated.doorping import Doorping, attack_success, stamp, trigger_mask
+from securedd.federated.doorping import Doorping, attack_success, stamp, trigger_mask, trigger_pixels
 from securedd.federated.settings import FederationSettings
 from securedd.models import MODELS, create_model
 from securedd.rng import make_generator
@@ -179,9 +179,7 @@ def save_trigger(test: RealData, trigger: torch.Tensor, path: str | Path) -> Pat
     first = [int(torch.nonzero(test.labels == c)[0]) for c in range(spec.num_classes) if bool((test.labels == c).any())]
     clean = test.images[first].float()
     stamped = stamp(clean, trigger, trigger_mask(spec))
-    pixels = spec.denormalize(trigger.unsqueeze(0))[0].mean(0)  # unclamped: an unbounded trigger shows as such
-    values = pixels[trigger_mask(spec)[0] > 0]
-    caption = " ".join(f"{v:.2f}" for v in values.tolist())
+    caption = " ".join(f"{v:.2f}" for v in trigger_pixels(trigger, spec))
     captions = [f"class {int(test.labels[i])}" + (f"\npatch {caption}" if k == 0 else "") for k, i in enumerate(first)]
     return save_pairs(spec.denormalize(clean).clamp(0, 1), spec.denormalize(stamped).clamp(0, 1), captions, path,
                       rows=("clean", "stamped"))

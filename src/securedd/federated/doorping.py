@@ -47,7 +47,7 @@ from securedd.training import inference_batch
 if TYPE_CHECKING:
     from securedd.distill.base import DistillContext
 
-__all__ = ["Doorping", "arm", "attack_success", "optimise_trigger", "pixel_bounds", "poisoned_indices", "stamp",
+__all__ = ["Doorping", "arm", "attack_success", "trigger_pixels", "optimise_trigger", "pixel_bounds", "poisoned_indices", "stamp",
            "top_neuron", "trigger_mask"]
 
 
@@ -108,6 +108,14 @@ def stamp(images: torch.Tensor, trigger: torch.Tensor, mask: torch.Tensor) -> to
 def top_neuron(net: EmbeddingClassifier) -> int:
     """The penultimate unit with the largest sum of absolute weights into the classifier."""
     return int(net.classifier.weight.detach().abs().sum(0).argmax())
+
+
+def trigger_pixels(trigger: torch.Tensor, spec: DatasetSpec) -> list[float]:
+    """The patch's four pixel values (channel means), not clamped: an unbounded trigger leaves [0, 1]."""
+    std = torch.tensor(spec.std).view(-1, 1, 1)
+    mean = torch.tensor(spec.mean).view(-1, 1, 1)
+    pixels = (trigger.detach().float().cpu().reshape(spec.shape) * std + mean).mean(0)
+    return [float(v) for v in pixels[trigger_mask(spec)[0] > 0]]
 
 
 def pixel_bounds(spec: DatasetSpec) -> tuple[torch.Tensor, torch.Tensor]:
