@@ -68,7 +68,7 @@ def attacker_validation(train: RealData, per_class: int) -> RealData:
     from securedd.rng import make_generator
 
     if per_class < 1:
-        raise ConfigError(f"the attacker's validation needs >= 1 image per class; got {per_class}")
+        raise ConfigError(f"the attacker's validation (--validation) needs >= 1 image per class; got {per_class}")
     gen = make_generator(0, "attack", "validation")
     keep = []
     for c in range(train.spec.num_classes):
@@ -83,7 +83,7 @@ def public_images(data: RealData, n: int, spec: DatasetSpec) -> RealData:
     from securedd.rng import make_generator
 
     if n < 1:
-        raise ConfigError(f"the attacker's public images need n >= 1; got {n}")
+        raise ConfigError(f"the attacker's public images (--public-images) need n >= 1; got {n}")
     pick = torch.randperm(len(data), generator=make_generator(0, "attack", "public"))[:n]
     return RealData(convert_images(data.images[pick], data.spec, spec), data.labels[pick],
                     dataclasses.replace(spec, name=data.spec.name, num_classes=data.spec.num_classes,

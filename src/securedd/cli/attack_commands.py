@@ -155,8 +155,6 @@ class TrainOnInterceptCommand(AttackCommand):
 
         art = load_artifact(args.artifact)
         train, test = _splits(art, args)
-        if args.validation < 1:
-            raise ConfigError(f"--validation must be >= 1 image per class; got {args.validation}")
         return InterceptTarget(art, attacker_validation(train, args.validation), test,
                                load_key(args.key) if args.key else None)
 
@@ -196,8 +194,6 @@ class PretrainedFinetuneCommand(TrainOnInterceptCommand):
         from securedd.data import dataset_spec
 
         base = super().target(args, overrides)
-        if args.public_images < 1:
-            raise ConfigError(f"--public-images must be >= 1; got {args.public_images}")
         source = dataset_spec(args.public, root=args.data_root)
         try:
             public = load_dataset(args.public, "train", root=args.data_root, download=args.download, spec=source)
