@@ -32,6 +32,14 @@ def test_dd_learns_and_stores_positive_step_rates(digits_train):
                                              "init": "fixed", "init_scheme": "xavier", "init_seed": 3}
 
 
+def test_frozen_step_rates_stay_at_lr_init_while_the_labels_learn(digits_train):
+    result = run_method(_cfg("sldd", "method.learn_lrs=false", "method.lr_init=0.03"), digits_train, progress=False)
+    learned = run_method(_cfg("sldd", "method.lr_init=0.03"), digits_train, progress=False)
+    assert result.synthetic.lrs is not None and torch.allclose(result.synthetic.lrs, torch.full((6,), 0.03))
+    assert learned.synthetic.lrs is not None and not torch.allclose(learned.synthetic.lrs, torch.full((6,), 0.03))
+    assert result.history[-1] < result.history[0]
+
+
 def test_replay_in_evaluation_is_the_unroll_of_distillation(digits_train, digits_test):
     art = distill(_cfg(), real=digits_train, progress=False)
     hints = art.metadata["evaluation"]

@@ -72,7 +72,8 @@ class DDParams:
     """DD hyper-parameters (REFERENCE section 3).
 
     ``steps``: GD steps per epoch (0: one image per class per step, i.e. ``ipc``); IPC
-    must be a multiple of it. ``decay_every``: multiply the Adam learning rate by
+    must be a multiple of it. ``learn_lrs``: learn one rate per step (DD's); ``False``
+    keeps every step at ``lr_init``. ``decay_every``: multiply the Adam learning rate by
     ``lr_decay`` every this many iterations (0: never). ``init_seed``: the fixed
     network's seed (-1: derived from the run's seed). ``batch_real``: real images per
     outer loss, drawn class-balanced.
@@ -100,6 +101,7 @@ class DDParams:
     pool: str = ""
     held_out: int = 1
     relabel: str = ""
+    learn_lrs: bool = True
 
 
 @dataclass(frozen=True)
@@ -217,11 +219,12 @@ class DDMethod(Method[DDParams]):
         gen = ctx.generator("init")
         images = init_images(p.image_init, ctx.spec, ctx.ipc, ctx.sampler, gen).detach().clone().requires_grad_(True)
         labels = self._labels(class_labels(ctx.spec.num_classes, ctx.ipc, images.device))
-        raw = torch.full((len(self.plan),), _softplus_inverse(p.lr_init), device=images.device, requires_grad=True)
+        raw = torch.full((len(self.plan),), _softplus_inverse(p.lr_init), device=images.device,
+                         requires_grad=p.learn_lrs)
         return SyntheticSet(images, labels, extras={"raw_lrs": raw})
 
     def _learnables(self, syn: SyntheticSet) -> list[torch.Tensor]:
-        return [syn.images, syn.extras["raw_lrs"]]
+        return [syn.images, syn.extras["raw_lrs"]] if self.params.learn_lrs else [syn.images]
 
     def optimizer(self, syn: SyntheticSet) -> torch.optim.Optimizer:
         self._opt = torch.optim.Adam(self._learnables(syn), lr=self.params.lr, betas=(self.params.beta1, 0.999))
