@@ -43,6 +43,12 @@ LEARN = ["method.mode=learn", "method.lr=0.05", "method.lr_init=0.01", "method.l
 ATTACKS = ("train-on-intercept", "pretrained-finetune", "kd-from-labels")
 
 
+def set_folder(work: Path, iterations: int, extra: list[str]) -> tuple[str, Path]:
+    """The setting's name and the folder its set and key are kept in."""
+    setting = "|".join([str(iterations), *extra])
+    return setting, work / hashlib.sha256(setting.encode()).hexdigest()[:12]
+
+
 def secret_set(iterations: int, extra: list[str], data_root: str, folder: Path, train):  # type: ignore[no-untyped-def]
     """The SecDD set and its key, distilled once and kept in ``folder``."""
     from securedd.api import distill
@@ -88,8 +94,7 @@ def main() -> None:
         p.error("--data-root (or SECUREDD_DATA) is required")
     torch.set_num_threads(args.threads)
     extra = LEARN if args.set is None else args.set
-    setting = "|".join([str(args.iterations), *extra])
-    folder = args.work / hashlib.sha256(setting.encode()).hexdigest()[:12]
+    setting, folder = set_folder(args.work, args.iterations, extra)
     train = load_dataset("mnist", "train", root=args.data_root)
     test = load_dataset("mnist", "test", root=args.data_root, spec=train.spec)
     art, key = secret_set(args.iterations, extra, args.data_root, folder, train)

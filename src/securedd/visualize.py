@@ -17,7 +17,7 @@ from securedd.data.zca import ZCAWhitening  # noqa: E402
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["display_pixels", "pairs_figure", "save_grid", "save_neighbour_grid", "save_pairs"]
+__all__ = ["display_pixels", "pairs_figure", "save_grid", "save_neighbour_grid", "save_pairs", "save_search_curve"]
 
 
 def display_pixels(artifact: Artifact) -> torch.Tensor:
@@ -93,6 +93,28 @@ def pairs_figure(top: torch.Tensor, bottom: torch.Tensor, captions: list[str], *
     axes[0][0].set_ylabel(rows[0], fontsize=9)
     axes[1][0].set_ylabel(rows[1], fontsize=9)
     return fig
+
+
+def save_search_curve(curves: dict[str, list[dict[str, float]]], path: str | Path, *,
+                      key_accuracy: float | None = None) -> Path:
+    """Test accuracy against keys tried, one pair of lines per attacker of ``curves``: its pick
+    so far (solid) and the best candidate so far (dashed); the key holder's as a line."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for k, (label, curve) in enumerate(curves.items()):
+        tried = [row["tried"] for row in curve]
+        colour = f"C{k}"
+        ax.plot(tried, [row["pick_accuracy"] for row in curve], color=colour, label=f"{label}: its pick")
+        ax.plot(tried, [row["best_accuracy"] for row in curve], color=colour, linestyle="--",
+                label=f"{label}: best candidate (unknowable)")
+    if key_accuracy is not None:
+        ax.axhline(key_accuracy, color="black", linestyle=":", label="key holder")
+    ax.set_xscale("log")
+    ax.set_xlabel("keys tried")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="center right")
+    return _save(fig, path)
 
 
 def _save(fig: Figure, path: str | Path) -> Path:

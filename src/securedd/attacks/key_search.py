@@ -24,6 +24,7 @@ Example:
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -38,15 +39,32 @@ from securedd.errors import ConfigError, MismatchError
 from securedd.evaluation.protocols import EvalHints
 from securedd.models.init import INIT_SCHEMES
 from securedd.models.registry import MODELS
-from securedd.secure.keys import TargetKey
+from securedd.secure.keys import KEY_SEED_BITS, TargetKey
 from securedd.training import score_model, soft_label_loss
 
-__all__ = ["DEFAULT_BUDGET", "DEFAULT_SEEDS", "Candidate", "KeySearch", "KeySearchParams", "KeySearchResult",
-           "KeySearchTarget", "candidate_keys", "fitting_models", "key_search", "replay_key", "resemblance",
-           "trained_network"]
+__all__ = ["DEFAULT_BUDGET", "DEFAULT_SEEDS", "SECONDS_PER_YEAR", "Candidate", "KeySearch", "KeySearchParams",
+           "KeySearchResult", "KeySearchTarget", "candidate_keys", "expected_search_years", "fitting_models",
+           "key_search", "key_space", "replay_key", "resemblance", "trained_network"]
 
 DEFAULT_BUDGET = 60  # keys the default key search tries
 DEFAULT_SEEDS = 20  # at most this many seeds per (architecture, scheme)
+SECONDS_PER_YEAR = 365.25 * 24 * 3600
+
+
+def key_space(models: int, schemes: int) -> int:
+    """Distinct keys over ``models`` architectures and ``schemes`` initialisation schemes: each
+    pair has ``2**KEY_SEED_BITS`` seeds."""
+    if models < 1 or schemes < 1:
+        raise ConfigError(f"a key space needs >= 1 architecture and scheme; got {models} and {schemes}")
+    return int(models * schemes * 2**KEY_SEED_BITS)
+
+
+def expected_search_years(keys: int, seconds_per_key: float) -> float:
+    """CPU-years an exhaustive search expects to need to hit one key uniform over ``keys``
+    (half of them on average), at ``seconds_per_key`` per candidate tried."""
+    if keys < 1 or not seconds_per_key > 0:
+        raise ConfigError(f"need keys >= 1 and seconds_per_key > 0; got {keys} and {seconds_per_key}")
+    return (keys + 1) / 2 * seconds_per_key / SECONDS_PER_YEAR
 
 
 @dataclass(frozen=True)
@@ -71,6 +89,22 @@ class KeySearchResult(AttackResult):
     candidates: list[Candidate] = field(default_factory=list)
     key_accuracy: float | None = None
     resemblance: dict[str, Any] | None = None
+    seconds_per_key: float | None = None
+    """Mean wall-clock seconds to replay one candidate and score it on the set itself: what
+    the adversary pays per key (the test scoring, for the report only, is not counted)."""
+
+    def curve(self) -> list[dict[str, float]]:
+        """After each candidate tried, in order: the test accuracy of the adversary's pick so far
+        (lowest loss on the set) and of the best candidate so far (unknowable to it)."""
+        out: list[dict[str, float]] = []
+        pick: Candidate | None = None
+        best = float("-inf")
+        for k, c in enumerate(self.candidates, 1):
+            if pick is None or c.self_loss < pick.self_loss:
+                pick = c
+            best = max(best, c.accuracy)
+            out.append({"tried": k, "pick_accuracy": pick.accuracy, "best_accuracy": best})
+        return out
 
     @property
     def pick(self) -> Candidate:
@@ -92,7 +126,8 @@ class KeySearchResult(AttackResult):
 
     def to_dict(self) -> dict[str, Any]:
         out = {"key_accuracy": self.key_accuracy, "pick": asdict(self.pick), "best": asdict(self.best),
-               "by_model": self.by_model(), "candidates": [asdict(c) for c in self.candidates]}
+               "by_model": self.by_model(), "candidates": [asdict(c) for c in self.candidates],
+               "seconds_per_key": self.seconds_per_key}
         if self.resemblance is not None:
             out["resemblance"] = self.resemblance
         return out
@@ -149,11 +184,17 @@ def trained_network(art: Artifact, key: TargetKey) -> torch.nn.Module:
     return hints.get_protocol().apply_schedule(key.network(art.spec.shape, art.spec.num_classes), art, hints)
 
 
-def replay_key(art: Artifact, key: TargetKey, test: RealData) -> Candidate:
-    """Replay the artifact on ``key``'s network; its loss on the distilled set and test accuracy."""
+def replay_key(art: Artifact, key: TargetKey, test: RealData, timing: list[float] | None = None) -> Candidate:
+    """Replay the artifact on ``key``'s network; its loss on the distilled set and test accuracy.
+
+    ``timing``: receives the seconds the replay and the set's own loss took (the adversary's cost).
+    """
+    start = time.perf_counter()
     net = trained_network(art, key)
     with torch.no_grad():  # the set's own loss: every image once
         self_loss = float(soft_label_loss(net(art.images), art.labels))
+    if timing is not None:
+        timing.append(time.perf_counter() - start)
     accuracy = score_model(net, test).accuracy
     return Candidate(key.model, key.seed, key.init_scheme, self_loss if np.isfinite(self_loss) else float("inf"),
                      accuracy)
@@ -165,8 +206,10 @@ def key_search(art: Artifact, test: RealData, keys: list[TargetKey], *, true_key
     from tqdm.auto import tqdm
 
     report = KeySearchResult()
+    timing: list[float] = []
     for key in tqdm(keys, desc="key search", disable=not progress):
-        report.candidates.append(replay_key(art, key, test))
+        report.candidates.append(replay_key(art, key, test, timing))
+    report.seconds_per_key = sum(timing) / len(timing) if timing else None
     if true_key is not None:
         report.key_accuracy = replay_key(art, true_key, test).accuracy
     return report

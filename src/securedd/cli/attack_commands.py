@@ -91,6 +91,7 @@ class KeySearchCommand(AttackCommand):
         p.add_argument("--key", metavar="FILE", help="the real key, only to report the key holder's accuracy beside")
         p.add_argument("--search-seed", type=int, help="seed of the adversary's random choices (attack.seed)")
         p.add_argument("--grid", metavar="PNG", help="write each image beside its nearest real training image")
+        p.add_argument("--curve", metavar="PNG", help="plot test accuracy against keys tried (the pick and the best)")
         add_data_flags(p)
 
     def flag_settings(self, args: argparse.Namespace) -> dict[str, Any]:
@@ -105,8 +106,8 @@ class KeySearchCommand(AttackCommand):
         return KeySearchTarget(art, test, train, load_key(args.key) if args.key else None)
 
     def report(self, args: argparse.Namespace, params: Any, target: Any, result: Any) -> None:
-        from securedd.attacks.key_search import fitting_models
-        from securedd.visualize import save_neighbour_grid
+        from securedd.attacks.key_search import expected_search_years, fitting_models, key_space
+        from securedd.visualize import save_neighbour_grid, save_search_curve
 
         art = target.artifact
         models = params.models or fitting_models(art)
@@ -119,6 +120,11 @@ class KeySearchCommand(AttackCommand):
         echo(f"best candidate (unknowable to the adversary): {best.model}, {best.accuracy:.2f}%")
         if result.key_accuracy is not None:
             echo(f"key holder: {result.key_accuracy:.2f}%")
+        space = key_space(len(models), len(params.schemes))
+        echo(f"key space searched: {space:.3g} keys; at the measured {result.seconds_per_key:.3g} s per key, an "
+             f"exhaustive search expects {expected_search_years(space, result.seconds_per_key):.3g} CPU-years")
+        if args.curve:
+            echo(f"wrote {save_search_curve({'adversary': result.curve()}, args.curve, key_accuracy=result.key_accuracy)}")
         look = result.resemblance
         echo(f"nearest real training image: mean pixel distance {look['mean_distance']:.2f}, mean SSIM "
              f"{look['mean_ssim']:.3f}")
