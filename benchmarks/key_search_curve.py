@@ -14,8 +14,10 @@ Each candidate's test accuracy is scored on the same ``--test-images`` test imag
 a sample that keeps the large architectures affordable; the key holder is scored on it and on
 the full split. The adversary's cost per key (replay and the set's own loss, without the
 scoring) is measured, and the expected CPU-years of an exhaustive search over each key space
-extrapolated from it. Results go to ``benchmarks/results/key_search_curve.json`` and the plot
-to ``docs/images/secdd_key_search_curve.png``.
+extrapolated from it. It also records the bytes sent (the artifact) against the bytes of the
+key's trained network (its weights as safetensors), the alternative of sending the model.
+Results go to ``benchmarks/results/key_search_curve.json``, the plot to
+``docs/images/secdd_key_search_curve.png``.
 
 Usage:
     python benchmarks/key_search_curve.py --data-root $SECUREDD_DATA
@@ -41,6 +43,8 @@ PLOT = HERE.parent / "docs" / "images" / "secdd_key_search_curve.png"
 
 
 def main() -> None:
+    from safetensors.torch import save
+
     from securedd.attacks.key_search import (
         candidate_keys,
         expected_search_years,
@@ -48,6 +52,7 @@ def main() -> None:
         key_search,
         key_space,
         replay_key,
+        trained_network,
     )
     from securedd.data import load_dataset
     from securedd.visualize import save_search_curve
@@ -83,6 +88,8 @@ def main() -> None:
     if name not in results:
         entry: dict = {"key_holder": round(replay_key(art, key, test).accuracy, 2),
                        "key_holder_on_sample": round(replay_key(art, key, sample).accuracy, 2),
+                       "artifact_bytes": (folder / "secret.safetensors").stat().st_size,
+                       "weights_bytes": len(save(trained_network(art, key).state_dict())),
                        "test_images": args.test_images, "threads": args.threads,
                        "load_1min_before": round(os.getloadavg()[0], 2), "attackers": {}}
         for label, (keys, n_models, n_schemes) in attackers.items():

@@ -271,6 +271,21 @@ def _random_artifact(tmp_path: Path, capsys) -> Path:
     return art
 
 
+def test_keygen_target_writes_an_owner_only_key_the_distillation_then_uses(tmp_path: Path, capsys):
+    from securedd.secure.keys import load_key
+
+    path = tmp_path / "target.key"
+    code, out, _ = run(capsys, "keygen", "--target", "lenet", "--out", str(path))
+    key = load_key(path)
+    assert code == 0 and key.model == "lenet" and key.init_scheme == "xavier" and "out of band" in out
+    assert path.stat().st_mode & 0o077 == 0
+    assert str(key.seed) not in out  # the seed is never printed
+    code, _, err = run(capsys, "keygen", "--target", "lenet", "--out", str(path))
+    assert code == 2 and "exists" in err and load_key(path) == key  # an existing key is never overwritten
+    code, _, err = run(capsys, "keygen", "--target", "no_such_net", "--out", str(tmp_path / "x.key"))
+    assert code == 2 and "no_such_net" in err and not (tmp_path / "x.key").exists()
+
+
 def test_show_says_signed_and_verified_only_after_checking_the_signature(tmp_path: Path, capsys):
     from securedd.secure.signing import fingerprint, load_public_key
 

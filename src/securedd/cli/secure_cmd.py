@@ -13,6 +13,7 @@ from securedd.artifacts import load_artifact
 from securedd.attacks.key_search import trained_network
 from securedd.cli.common import add_data_flags, echo, examples
 from securedd.cli.trust import add_signature_flags, load_checked
+from securedd.errors import ConfigError
 from securedd.secure.keys import load_key
 from securedd.secure.signing import generate_signing_keys, sign_artifact, signature_path
 from securedd.store import atomic_write_bytes, check_output
@@ -20,11 +21,18 @@ from securedd.store import atomic_write_bytes, check_output
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     fmt = argparse.RawDescriptionHelpFormatter
-    p = sub.add_parser("keygen", help="make an Ed25519 key pair for signing artifacts", formatter_class=fmt,
+    p = sub.add_parser("keygen", help="make an Ed25519 key pair for signing artifacts, or a SecDD target key",
+                       formatter_class=fmt,
                        description="Writes NAME.pem (private: keep it) and NAME.pub.pem (public: give it to "
-                                   "the receivers).",
-                       epilog=examples("securedd keygen --out sender"))
-    p.add_argument("--out", required=True, metavar="NAME", help="writes NAME.pem and NAME.pub.pem")
+                                   "the receivers). With --target MODEL it writes instead the SecDD key the "
+                                   "receiver makes: MODEL and a fresh 63-bit initialisation seed, in file NAME "
+                                   "(owner-only), to share with the sender out of band.",
+                       epilog=examples("securedd keygen --out sender",
+                                       "securedd keygen --target lenet --out target.key"))
+    p.add_argument("--out", required=True, metavar="NAME", help="writes NAME.pem and NAME.pub.pem (with --target: "
+                                                                "the key file NAME)")
+    p.add_argument("--target", metavar="MODEL", help="make a SecDD target key for this architecture instead")
+    p.add_argument("--scheme", default="xavier", help="the target key's initialisation scheme (default: xavier)")
     p.set_defaults(run=run_keygen)
 
     p = sub.add_parser("sign", help="sign an artifact with a private Ed25519 key", formatter_class=fmt,
@@ -79,6 +87,17 @@ def save_network(net: torch.nn.Module, path: str | Path, model: str, artifact_sh
 
 
 def run_keygen(args: argparse.Namespace) -> int:
+    if args.target:
+        from securedd.secure.keys import new_key, save_key
+
+        if Path(args.out).exists():
+            raise ConfigError(f"--out {args.out} exists: a key already shared would be lost; choose another path, or "
+                              "delete it if it was never used")
+        check_output(args.out, what="--out")
+        key = new_key(args.target, args.scheme)
+        echo(f"wrote {save_key(key, args.out)}: a {key.model} SecDD key (secret: share it with the sender out of band "
+             "only; distil with method.key=FILE)")
+        return 0
     for suffix in (".pem", ".pub.pem"):
         check_output(str(args.out) + suffix, what="--out")
     private, public = generate_signing_keys(args.out)
