@@ -23,6 +23,7 @@ cell's settings.
 Usage:
     python benchmarks/secdd_frozen.py --data-root $SECUREDD_DATA --iterations 2000
     python benchmarks/secdd_frozen.py ... --sizes 50,100 --modes noise --arms rates
+    python benchmarks/secdd_frozen.py ... --sizes 100 --set method.lr=0.005   # a gentler Adam rate
 """
 
 from __future__ import annotations
@@ -44,13 +45,13 @@ ARMS = ("labels", "rates")
 FORK = ["method.lr_init=0.01", "method.label_scale=1"]  # the soft-label fork's MNIST settings, as benchmarks/secdd.py's runs
 
 
-def overrides(size: int, mode: str, arm: str, iterations: int, epochs: int) -> list[str]:
+def overrides(size: int, mode: str, arm: str, iterations: int, epochs: int, extra: list[str]) -> list[str]:
     """The cell's changes to the preset (the key path comes apart)."""
     if size % 10 or size < 10:
         raise SystemExit(f"--sizes takes multiples of 10 (one image per class and more); got {size}")
     arm_set = ["method.learn_lrs=false"] if arm == "labels" else [f"method.epochs={epochs}"]
     return [f"method.ipc={size // 10}", f"method.mode={mode}", f"method.iterations={iterations}",
-            f"method.decay_every={max(1, iterations // 4)}", *FORK, *arm_set]
+            f"method.decay_every={max(1, iterations // 4)}", *FORK, *arm_set, *extra]
 
 
 def main() -> None:
@@ -69,6 +70,8 @@ def main() -> None:
     p.add_argument("--modes", default="noise,unrelated:cifar10")
     p.add_argument("--arms", default=",".join(ARMS))
     p.add_argument("--epochs", type=int, default=10, help="the rates arm's epochs (the preset's: 3)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="more overrides for every cell (part of the cell's name)")
     p.add_argument("--seeds", type=int, default=3, help="other LeNet initialisations scored per cell")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--results", type=Path, default=RESULTS)
@@ -91,7 +94,7 @@ def main() -> None:
     assert preset is not None
     cells = [(m, a, int(s)) for m in args.modes.split(",") for a in args.arms.split(",") for s in args.sizes.split(",")]
     for mode, arm, size in cells:
-        changes = overrides(size, mode, arm, args.iterations, args.epochs)
+        changes = overrides(size, mode, arm, args.iterations, args.epochs, args.set)
         name = "|".join(changes)
         if name in load_results(args.results):
             print(f"{name}: done", flush=True)
