@@ -71,14 +71,36 @@ def secret_set(iterations: int, extra: list[str], data_root: str, folder: Path, 
     return load_artifact(out), load_key(folder / "k.key")
 
 
+def add_set_flags(p: argparse.ArgumentParser, results: Path) -> None:
+    """The flags of every benchmark on this set: data, threads, results and the kept set."""
+    p.add_argument("--data-root", default=os.environ.get("SECUREDD_DATA"))
+    p.add_argument("--iterations", type=int, default=6000, help="the set's distillation iterations")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--results", type=Path, default=results)
+    p.add_argument("--work", type=Path, default=HERE / "work" / "intercept", help="where the set and key are kept")
+
+
+def open_set(p: argparse.ArgumentParser, args: argparse.Namespace, extra: list[str]):  # type: ignore[no-untyped-def]
+    """(setting, folder, train, test, artifact, key): the MNIST splits and the set, distilled when missing."""
+    from securedd.data import load_dataset
+
+    if not args.data_root:
+        p.error("--data-root (or SECUREDD_DATA) is required")
+    torch.set_num_threads(args.threads)
+    setting, folder = set_folder(args.work, args.iterations, extra)
+    train = load_dataset("mnist", "train", root=args.data_root)
+    test = load_dataset("mnist", "test", root=args.data_root, spec=train.spec)
+    art, key = secret_set(args.iterations, extra, args.data_root, folder, train)
+    return setting, folder, train, test, art, key
+
+
 def main() -> None:
     from securedd.attacks import ATTACKS as REGISTRY
     from securedd.attacks.intercept import FinetuneTarget, attacker_validation, public_images
     from securedd.data import load_dataset
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data-root", default=os.environ.get("SECUREDD_DATA"))
-    p.add_argument("--iterations", type=int, default=6000)
+    add_set_flags(p, RESULTS)
     p.add_argument("--set", action="append", default=None, metavar="KEY=VALUE",
                    help="distillation overrides (default: mode=learn from noise, the documented setting)")
     p.add_argument("--attacks", default=",".join(ATTACKS))
@@ -86,18 +108,8 @@ def main() -> None:
     p.add_argument("--lrs", default="0.001,0.01,0.1")
     p.add_argument("--validation", type=int, default=10, help="the attacker's labelled images per class")
     p.add_argument("--public-images", type=int, default=5000)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--results", type=Path, default=RESULTS)
-    p.add_argument("--work", type=Path, default=HERE / "work" / "intercept", help="where the set and key are kept")
     args = p.parse_args()
-    if not args.data_root:
-        p.error("--data-root (or SECUREDD_DATA) is required")
-    torch.set_num_threads(args.threads)
-    extra = LEARN if args.set is None else args.set
-    setting, folder = set_folder(args.work, args.iterations, extra)
-    train = load_dataset("mnist", "train", root=args.data_root)
-    test = load_dataset("mnist", "test", root=args.data_root, spec=train.spec)
-    art, key = secret_set(args.iterations, extra, args.data_root, folder, train)
+    setting, folder, train, test, art, key = open_set(p, args, LEARN if args.set is None else args.set)
     validation = attacker_validation(train, args.validation)
     for name in args.attacks.split(","):
         settings = {"lrs": args.lrs}

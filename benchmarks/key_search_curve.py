@@ -35,7 +35,7 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from intercept import LEARN, secret_set, set_folder  # noqa: E402
+from intercept import LEARN, add_set_flags, open_set  # noqa: E402
 from results_io import load_results, save_results  # noqa: E402
 
 RESULTS = HERE / "results" / "key_search_curve.json"
@@ -54,27 +54,16 @@ def main() -> None:
         replay_key,
         trained_network,
     )
-    from securedd.data import load_dataset
     from securedd.visualize import save_search_curve
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data-root", default=os.environ.get("SECUREDD_DATA"))
-    p.add_argument("--iterations", type=int, default=6000, help="the set's distillation (as benchmarks/intercept.py)")
+    add_set_flags(p, RESULTS)
     p.add_argument("--known", type=int, default=2000, help="keys the eavesdropper who knows the architecture tries")
     p.add_argument("--unknown", type=int, default=150, help="keys the eavesdropper who does not tries")
     p.add_argument("--test-images", type=int, default=2000, help="test images each candidate is scored on")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--results", type=Path, default=RESULTS)
     p.add_argument("--plot", type=Path, default=PLOT)
-    p.add_argument("--work", type=Path, default=HERE / "work" / "intercept", help="where the set and key are kept")
     args = p.parse_args()
-    if not args.data_root:
-        p.error("--data-root (or SECUREDD_DATA) is required")
-    torch.set_num_threads(args.threads)
-    setting, folder = set_folder(args.work, args.iterations, LEARN)
-    train = load_dataset("mnist", "train", root=args.data_root)
-    test = load_dataset("mnist", "test", root=args.data_root, spec=train.spec)
-    art, key = secret_set(args.iterations, LEARN, args.data_root, folder, train)
+    setting, folder, _, test, art, key = open_set(p, args, LEARN)
     sample = test.subset(torch.randperm(len(test), generator=torch.Generator().manual_seed(0))[: args.test_images])
     models = fitting_models(art)
     attackers = {
