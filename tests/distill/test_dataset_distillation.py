@@ -134,3 +134,55 @@ def test_pool_init_learns_for_trained_networks_and_evaluates_on_held_out_ones(tm
                    progress=False)
     with pytest.raises(ConfigError, match="relabel"):
         run_method(_cfg("dd", "method.relabel=3:3"), digits_train, progress=False)
+
+
+def _secdd(tmp_path, digits_train, *extra: str):  # type: ignore[no-untyped-def]
+    from securedd.distill import METHODS, DistillContext
+
+    cfg = _cfg("secdd", f"method.key='{tmp_path / 'k.key'}'", "method.mode=learn", "model=convnet_tiny",
+               "method.adversary_models=mlp", *extra)
+    cls = METHODS.get("secdd")
+    return cls(cls.parse_params(cfg.method.params), DistillContext(cfg, digits_train))
+
+
+def test_adversarial_secdd_penalises_what_non_key_networks_learn_and_optimising_lowers_it(tmp_path, digits_train):
+    method = _secdd(tmp_path, digits_train, "method.adversaries=2", "method.adversary_weight=1",
+                    "method.adversary_lr=0.2", "method.adversary_epochs=3", "method.image_init=real")
+    syn = method.init_synthetic()
+    gen = method.ctx.generator("secdd/adversaries")
+    state = gen.get_state()
+
+    def penalty() -> torch.Tensor:
+        gen.set_state(state)  # the same two adversaries every time
+        return method.adversary_penalty(syn)
+
+    before = penalty()
+    before.backward()
+    assert before.item() > 0.1  # real images with one-hot labels teach an MLP something
+    assert syn.images.grad is not None and syn.images.grad.abs().sum() > 0
+    assert syn.labels.grad is not None and syn.labels.grad.abs().sum() > 0
+    opt = torch.optim.Adam([syn.images, syn.labels], lr=0.05)
+    for _ in range(8):
+        opt.zero_grad()
+        penalty().backward()
+        opt.step()
+    assert penalty().item() < 0.5 * before.item()
+    off = _secdd(tmp_path, digits_train, "method.adversaries=2", "method.adversary_weight=0")
+    assert off.adversary_penalty(off.init_synthetic()).item() == 0
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("method.adversaries=-1", "method.adversaries must be >= 0"),
+    ("method.adversary_labels=fuzzy", "adversary_labels one of soft, hard"),
+    ("method.adversary_lr=0", "adversary_lr > 0"),
+])
+def test_bad_adversary_settings_are_refused(override, message, tmp_path, digits_train):
+    with pytest.raises(ConfigError, match=message):
+        _secdd(tmp_path, digits_train, override)
+
+
+def test_a_hard_label_adversary_distils_end_to_end(tmp_path, digits_train):
+    cfg = _cfg("secdd", f"method.key='{tmp_path / 'k.key'}'", "method.mode=learn", "method.iterations=2",
+               "model=convnet_tiny", "method.adversaries=1", "method.adversary_labels=hard", "method.adversary_epochs=2")
+    result = run_method(cfg, digits_train, progress=False)
+    assert len(result.history) == 2 and all(torch.isfinite(torch.tensor(result.history)))

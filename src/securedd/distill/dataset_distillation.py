@@ -334,11 +334,29 @@ class SecDDParams(SLDDParams):
     standard-normal noise) or ``unrelated:DATASET`` (images frozen from another dataset,
     resized and re-normalised); in the frozen modes only the labels and rates are learned.
     Labels are unrestricted vectors (``label_targets="raw"``), as SecDD learns them.
+
+    Adversarial SecDD (``adversaries`` > 0): every iteration also trains that many fresh
+    networks that are not the key's (``adversary_models``, comma-separated; empty: the
+    key's architecture, with new seeds and the default scheme) the way an eavesdropper
+    would: ``adversary_epochs`` full-batch GD steps at ``adversary_lr`` on the set, against
+    its labels as they are (``soft``) or their argmax (``hard``). Each one's cross-entropy
+    on a real batch below chance (``log K``) is added, times ``adversary_weight``, to the
+    loss: the set is pushed to teach them nothing, and no further (a set that taught them
+    to be wrong would still say something).
     """
 
     label_targets: str = "raw"
     mode: str = "noise"
     key: str = ""
+    adversaries: int = 0
+    adversary_models: str = ""
+    adversary_epochs: int = 10
+    adversary_lr: float = 0.01
+    adversary_labels: str = "soft"
+    adversary_weight: float = 1.0
+
+
+ADVERSARY_LABELS = ("soft", "hard")
 
 
 def unrelated_images(name: str, spec: DatasetSpec, n: int, generator: torch.Generator,
@@ -369,7 +387,16 @@ class SecDDMethod(SLDDMethod):
         if not params.key:
             raise ConfigError("SecDD needs a key file: set method.key=PATH (created there, with a random seed, "
                               "when missing); keep it secret, the receiver needs it to train")
+        if params.adversaries < 0 or params.adversary_epochs < 1 or not params.adversary_lr > 0 \
+                or params.adversary_weight < 0 or params.adversary_labels not in ADVERSARY_LABELS:
+            raise ConfigError("method.adversaries must be >= 0, adversary_epochs >= 1, adversary_lr > 0, "
+                              f"adversary_weight >= 0 and adversary_labels one of {', '.join(ADVERSARY_LABELS)}; got "
+                              f"{params.adversaries}, {params.adversary_epochs}, {params.adversary_lr}, "
+                              f"{params.adversary_weight} and '{params.adversary_labels}'")
         super().__init__(params, ctx)
+        names = [m for m in params.adversary_models.split(",") if m] or [self.arch]
+        self.adversary_nets = [ctx.new_model(m, purpose="secdd/adversary-architecture") for m in names]
+        self.adversary_plan = step_plan(ctx.spec.num_classes, ctx.ipc, 1, params.adversary_epochs, device=ctx.device)
 
     def target(self) -> tuple[str, int, str]:
         p = self.params
@@ -398,6 +425,33 @@ class SecDDMethod(SLDDMethod):
     def _learnables(self, syn: SyntheticSet) -> list[torch.Tensor]:
         learned = super()._learnables(syn)
         return learned if self.params.mode == "learn" else learned[1:]
+
+    def losses(self, syn: SyntheticSet, iteration: int) -> Iterator[torch.Tensor]:
+        for loss in super().losses(syn, iteration):
+            yield loss + self.adversary_penalty(syn) if self.params.adversaries else loss
+
+    def adversary_penalty(self, syn: SyntheticSet) -> torch.Tensor:
+        """``adversary_weight`` x the mean, over fresh non-key networks trained on the set, of how far
+        their cross-entropy on a real batch falls below chance (see :class:`SecDDParams`)."""
+        p, ctx = self.params, self.ctx
+        gen = ctx.generator("secdd/adversaries")
+        x_real, y_real = ctx.sampler.balanced(max(1, p.batch_real // ctx.spec.num_classes))
+        targets = syn.labels if p.adversary_labels == "soft" else syn.labels.detach().argmax(1)
+        lrs = torch.full((len(self.adversary_plan),), p.adversary_lr, device=syn.images.device)
+        chance = math.log(ctx.spec.num_classes)
+        total = torch.zeros((), device=syn.images.device)
+        for k in range(p.adversaries):
+            net = self.adversary_nets[k % len(self.adversary_nets)]
+            start = flat_params(reinitialise(net, "default", gen)).to(syn.images.dtype)
+
+            def outer(theta: torch.Tensor, net: torch.nn.Module = net) -> torch.Tensor:
+                return outer_cross_entropy(net, theta, x_real, y_real, param_layout(net))
+
+            learnt = unrolled_loss(net, start, syn.images, targets, lrs, self.adversary_plan, outer,
+                                   loss_fn=raw_step_loss if p.adversary_labels == "soft" else step_loss,
+                                   memory=p.memory)
+            total = total + F.relu(chance - learnt)
+        return p.adversary_weight * total / p.adversaries
 
     def replay_hints(self) -> ReplayHints:
         """The key's network: neither its architecture nor its seed goes into the artifact."""
