@@ -20,6 +20,7 @@ finished attack is not repeated.
 Usage:
     python benchmarks/intercept.py --data-root $SECUREDD_DATA --iterations 6000
     python benchmarks/intercept.py ... --attacks train-on-intercept --models lenet,mlp
+    python benchmarks/intercept.py ... --attacks train-on-intercept --models resnet18 --protocols plain
 """
 
 from __future__ import annotations
@@ -105,6 +106,7 @@ def main() -> None:
                    help="distillation overrides (default: mode=learn from noise, the documented setting)")
     p.add_argument("--attacks", default=",".join(ATTACKS))
     p.add_argument("--models", default="convnet,lenet,mlp,resnet18", help="train-on-intercept's architectures")
+    p.add_argument("--protocols", default="plain,dsa", help="train-on-intercept's protocols")
     p.add_argument("--lrs", default="0.001,0.01,0.1")
     p.add_argument("--validation", type=int, default=10, help="the attacker's labelled images per class")
     p.add_argument("--public-images", type=int, default=5000)
@@ -115,6 +117,8 @@ def main() -> None:
         settings = {"lrs": args.lrs}
         if name == "train-on-intercept":
             settings["models"] = args.models
+            if args.protocols != "plain,dsa":
+                settings["protocols"] = args.protocols
         result_key = f"{setting}|{name}|{args.validation}val|{args.public_images}public|" + \
             "|".join(f"{k}={v}" for k, v in sorted(settings.items()))
         if result_key in load_results(args.results):
