@@ -41,6 +41,7 @@ sys.path.insert(0, str(HERE))
 from results_io import load_results, save_results  # noqa: E402
 
 RESULTS = HERE / "results" / "secdd_frozen.json"
+PLOT = HERE.parent / "docs" / "images" / "secdd_frozen_sizes.png"
 ARMS = ("labels", "rates")
 FORK = ["method.lr_init=0.01", "method.label_scale=1"]  # the soft-label fork's MNIST settings, as benchmarks/secdd.py's runs
 
@@ -76,6 +77,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--results", type=Path, default=RESULTS)
     p.add_argument("--work", type=Path, default=HERE / "work" / "secdd_frozen")
+    p.add_argument("--plot", type=Path, default=PLOT, help="the key holder and the other seeds against size (PNG)")
+    p.add_argument("--plot-only", action="store_true", help="draw the plot from the results file and stop")
     args = p.parse_args()
     if not args.data_root:
         p.error("--data-root (or SECUREDD_DATA) is required")
@@ -83,6 +86,9 @@ def main() -> None:
     if unknown:
         p.error(f"--arms takes {', '.join(ARMS)}; got {', '.join(sorted(unknown))}")
     torch.set_num_threads(args.threads)
+    if args.plot_only:
+        print(f"wrote {plot(load_results(args.results), args.iterations, args.plot)}")
+        return
     train = load_dataset("mnist", "train", root=args.data_root)
     test = load_dataset("mnist", "test", root=args.data_root, spec=train.spec)
     args.work.mkdir(parents=True, exist_ok=True)
@@ -123,6 +129,36 @@ def main() -> None:
         save_results(args.results, results)
         print(f"{name}: key holder {results[name]['key_holder']}%, other seeds {results[name]['other_seeds']}",
               flush=True)
+    print(f"wrote {plot(load_results(args.results), args.iterations, args.plot)}")
+
+
+def plot(results: dict, iterations: int, path: Path) -> Path:
+    """The key holder (solid) and the best other seed (dashed) against size, one colour per mode and arm."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    cells = [r for r in results.values() if r["iterations"] == iterations]
+    lines = sorted({(r["mode"], r["arm"]) for r in cells})
+    for k, (mode, arm) in enumerate(lines):
+        rows = sorted((r for r in cells if (r["mode"], r["arm"]) == (mode, arm)), key=lambda r: r["size"])
+        sizes = [r["size"] for r in rows]
+        ax.plot(sizes, [r["key_holder"] for r in rows], marker="o", color=f"C{k}", label=f"{mode}, {arm}: key holder")
+        ax.plot(sizes, [r["other_seeds"]["max"] for r in rows], linestyle="--", color=f"C{k}",
+                label=f"{mode}, {arm}: best other seed")
+    ax.axhline(90, color="black", linestyle=":", label="90%")
+    ax.set_xlabel("images sent (frozen)")
+    ax.set_ylabel("MNIST test accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
 
 
 if __name__ == "__main__":
