@@ -396,6 +396,7 @@ class SecDDMethod(SLDDMethod):
         super().__init__(params, ctx)
         names = [m for m in params.adversary_models.split(",") if m] or [self.arch]
         self.adversary_nets = [ctx.new_model(m, purpose="secdd/adversary-architecture") for m in names]
+        self.adversary_layouts = [param_layout(net) for net in self.adversary_nets]
         self.adversary_plan = step_plan(ctx.spec.num_classes, ctx.ipc, 1, params.adversary_epochs, device=ctx.device)
 
     def target(self) -> tuple[str, int, str]:
@@ -441,11 +442,11 @@ class SecDDMethod(SLDDMethod):
         chance = math.log(ctx.spec.num_classes)
         total = torch.zeros((), device=syn.images.device)
         for k in range(p.adversaries):
-            net = self.adversary_nets[k % len(self.adversary_nets)]
+            net, layout = self.adversary_nets[k % len(self.adversary_nets)], self.adversary_layouts[k % len(self.adversary_nets)]
             start = flat_params(reinitialise(net, "default", gen)).to(syn.images.dtype)
 
-            def outer(theta: torch.Tensor, net: torch.nn.Module = net) -> torch.Tensor:
-                return outer_cross_entropy(net, theta, x_real, y_real, param_layout(net))
+            def outer(theta: torch.Tensor, net: torch.nn.Module = net, layout: Any = layout) -> torch.Tensor:
+                return outer_cross_entropy(net, theta, x_real, y_real, layout)
 
             learnt = unrolled_loss(net, start, syn.images, targets, lrs, self.adversary_plan, outer,
                                    loss_fn=raw_step_loss if p.adversary_labels == "soft" else step_loss,
